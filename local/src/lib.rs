@@ -1,0 +1,51 @@
+//! The local stack: coedit's routes on 127.0.0.1 around the same handlers the Lambda
+//! functions run, with the embedded store or any DynamoDB endpoint.
+
+pub mod rest;
+
+use std::sync::Arc;
+
+use coedit::auth::{ApiKeyRecord, KeyHash, Plan};
+use coedit::session::TenantId;
+use coedit::store::dynamo::schema::TableDefinition;
+use coedit::store::{DynamoStore, MemoryStore, SessionStore};
+use coedit::{App, Result};
+
+/// The tenant the dev API key belongs to.
+pub const DEV_TENANT: &str = "dev";
+
+/// The store the local stack runs on: embedded, or a DynamoDB endpoint whose table
+/// is created from `infra/template.yaml` when missing.
+pub async fn open_store(
+    dynamodb_endpoint: Option<&str>,
+    table: &str,
+) -> Result<Arc<dyn SessionStore>> {
+    Ok(match dynamodb_endpoint {
+        None => Arc::new(MemoryStore::new()),
+        Some(endpoint) => {
+            let client = DynamoStore::local_client(endpoint);
+            TableDefinition::coedit()?.create(&client, table).await?;
+            Arc::new(DynamoStore::new(client, table))
+        }
+    })
+}
+
+/// Registers the dev API key for the `dev` tenant with the given co-editor limit,
+/// replacing an earlier registration of the same key.
+pub async fn register_dev_key(app: &App, api_key: &str, max_editors: u32) -> Result<()> {
+    let hash = KeyHash::of(api_key);
+    app.store.revoke_api_key(&hash).await?;
+    app.store
+        .put_api_key(&ApiKeyRecord {
+            hash,
+            tenant: TenantId::parse(DEV_TENANT)?,
+            plan: if max_editors == 0 {
+                Plan::None
+            } else {
+                Plan::Large
+            },
+            max_editors: Some(max_editors),
+            created_at: app.now(),
+        })
+        .await
+}

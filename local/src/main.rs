@@ -1,0 +1,68 @@
+//! `cargo run --release -p coedit-local -- [--port N] [--dynamodb-endpoint URL]`
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use clap::Parser;
+use coedit::clock::SystemClock;
+use coedit::config::Config;
+use coedit::{App, auth, telemetry};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Parser)]
+#[command(
+    about = "coedit's local stack: the REST API on 127.0.0.1 with the embedded store or DynamoDB"
+)]
+struct Args {
+    /// Port to listen on (127.0.0.1).
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// A DynamoDB endpoint (e.g. DynamoDB Local); the embedded store when absent.
+    #[arg(long)]
+    dynamodb_endpoint: Option<String>,
+    /// Table to use (created from infra/template.yaml when missing).
+    #[arg(long, default_value = "coedit-local")]
+    table: String,
+    /// Co-editor limit of the dev API key's plan (0: a plan without co-editing).
+    #[arg(long, default_value_t = 20)]
+    max_editors: u32,
+    /// The dev API key; a new random one when unset.
+    #[arg(long, env = "COEDIT_DEV_API_KEY", hide_env_values = true)]
+    dev_api_key: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    telemetry::init_for_terminal();
+    let args = Args::parse();
+    let store = coedit_local::open_store(args.dynamodb_endpoint.as_deref(), &args.table).await?;
+    let app = Arc::new(App::new(Config::from_env()?, store, Arc::new(SystemClock)));
+    let api_key = match args.dev_api_key {
+        Some(key) => key,
+        None => auth::generate_api_key()?,
+    };
+    coedit_local::register_dev_key(&app, &api_key, args.max_editors).await?;
+
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port))).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let storage = match &args.dynamodb_endpoint {
+        Some(endpoint) => format!("DynamoDB at {endpoint}, table {}", args.table),
+        None => "embedded (in memory)".to_owned(),
+    };
+    println!("coedit local stack");
+    println!("  REST API     {base}/v1/coedit/session");
+    println!("  storage      {storage}");
+    println!(
+        "  dev API key  {api_key}  (tenant 'dev', {} co-editors)",
+        args.max_editors
+    );
+    println!(
+        "  try          curl -s -H 'Authorization: Bearer {api_key}' -d '{{\"userid\":\"me\",\"template\":{{\"page\":{{\"rows\":[]}}}}}}' {base}/v1/coedit/session"
+    );
+
+    tokio::select! {
+        served = coedit_local::rest::serve(listener, app) => served?,
+        _ = tokio::signal::ctrl_c() => println!("stopped"),
+    }
+    Ok(())
+}

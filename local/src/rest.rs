@@ -1,0 +1,124 @@
+//! An HTTP server in the shape of API Gateway's HTTP API: routes matched on method
+//! and path, path parameters extracted, each request handed to the same handler
+//! the Lambda function runs.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use coedit::App;
+use coedit::handlers::{create_session, get_session};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use lambda_http::RequestExt;
+use tokio::net::TcpListener;
+
+/// API Gateway refuses larger payloads before any function runs.
+pub const API_GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// Serves until the task is dropped.
+pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(route(&app, req).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!("connection ended: {e}");
+            }
+        });
+    }
+}
+
+enum Route {
+    CreateSession,
+    GetSession(String),
+}
+
+fn match_route(method: &Method, path: &str) -> Option<Route> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        (&Method::POST, ["v1", "coedit", "session"]) => Some(Route::CreateSession),
+        (&Method::GET, ["v1", "coedit", "session", id]) if !id.is_empty() => {
+            Some(Route::GetSession((*id).to_owned()))
+        }
+        _ => None,
+    }
+}
+
+async fn route(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let Some(route) = match_route(req.method(), req.uri().path()) else {
+        return gateway_answer(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let (parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, API_GATEWAY_MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return gateway_answer(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
+        }
+    };
+    // HTTP API hands text bodies over as text and anything else base64-encoded,
+    // which lambda_http decodes to binary.
+    let body = match String::from_utf8(bytes.to_vec()) {
+        Ok(text) if text.is_empty() => lambda_http::Body::Empty,
+        Ok(text) => lambda_http::Body::Text(text),
+        Err(e) => lambda_http::Body::Binary(e.into_bytes()),
+    };
+    let request = lambda_http::Request::from_parts(parts, body);
+
+    let response = match route {
+        Route::CreateSession => create_session::handle(app, request).await,
+        Route::GetSession(id) => {
+            let params = HashMap::from([("id".to_owned(), id)]);
+            get_session::handle(app, request.with_path_parameters(params)).await
+        }
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Empty => Bytes::new(),
+        lambda_http::Body::Text(t) => Bytes::from(t),
+        lambda_http::Body::Binary(b) => Bytes::from(b),
+        _ => Bytes::new(),
+    };
+    Response::from_parts(parts, Full::new(bytes))
+}
+
+/// An answer API Gateway gives itself, before any function runs.
+fn gateway_answer(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    let body = format!(r#"{{"message":"{message}"}}"#);
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_like_the_http_api() {
+        assert!(matches!(
+            match_route(&Method::POST, "/v1/coedit/session"),
+            Some(Route::CreateSession)
+        ));
+        assert!(matches!(
+            match_route(&Method::GET, "/v1/coedit/session/abc"),
+            Some(Route::GetSession(id)) if id == "abc"
+        ));
+        assert!(match_route(&Method::GET, "/v1/coedit/session/").is_none());
+        assert!(match_route(&Method::PUT, "/v1/coedit/session").is_none());
+        assert!(match_route(&Method::GET, "/v1/coedit/session/a/b").is_none());
+    }
+}

@@ -1,0 +1,39 @@
+//! `GET /v1/coedit/session/{id}` (seed): the session's newest template, the users
+//! present now, and its version.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+
+use super::http::{authorization, json_object, json_response, respond, to_json};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::session::SessionId;
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    respond(get(app, &req).await)
+}
+
+async fn get(app: &App, req: &Request) -> Result<Response<Body>> {
+    let caller = app.authenticate(authorization(req)).await?;
+    let params = req.path_parameters();
+    // An id we could never have issued is answered like any unknown one, without
+    // a store read.
+    let id = params
+        .first("id")
+        .and_then(SessionId::parse)
+        .ok_or_else(Error::session_not_found)?;
+    let state = app
+        .store
+        .read_session(&id, app.now())
+        .await?
+        // Another tenant's session answers exactly like a missing one.
+        .filter(|s| s.session.tenant == caller.tenant)
+        .ok_or_else(Error::session_not_found)?;
+
+    let json = json_object(&[
+        ("template", state.template.as_str()),
+        ("users", &to_json(&state.users_by_id())?),
+        ("version", &to_json(&state.session.version)?),
+    ]);
+    Ok(json_response(StatusCode::OK, json))
+}

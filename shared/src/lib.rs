@@ -1,0 +1,17 @@
+//! coedit: a serverless backend for real-time co-editing of Beefree-style
+//! templates. Everything with logic lives in this crate; the Lambda binaries in
+//! `functions/` and the local stack in `local/` are thin wrappers around
+//! `handlers`. Layers (DESIGN.md): `handlers` → `session` (pure rules) → `store`.
+
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod handlers;
+pub mod session;
+pub mod store;
+pub mod telemetry;
+
+pub use app::App;
+pub use error::{Code, Error, Result};

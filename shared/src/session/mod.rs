@@ -1,0 +1,325 @@
+//! The rules of a co-editing session, free of I/O: identities, versions, history
+//! entries, expiry and presence. Stores and handlers call these; nothing here knows
+//! about DynamoDB or API Gateway.
+
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+pub use template::Template;
+
+/// A session nobody is in is erased this long after it was created or its last
+/// user left (PROTOCOL.md, Lifecycle).
+pub const EMPTY_SESSION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// A connection that has not pinged for this long is not present any more
+/// (5 missed pings at 10 s).
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(50);
+
+/// A session id: a random (v4) UUID, 122 bits from the operating system's CSPRNG,
+/// so ids cannot be guessed or enumerated.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub fn generate() -> Self {
+        SessionId(uuid::Uuid::new_v4().hyphenated().to_string())
+    }
+
+    /// Accepts only the form `generate` produces, so a malformed id is answered
+    /// without a store call.
+    pub fn parse(text: &str) -> Option<Self> {
+        let id = uuid::Uuid::try_parse(text).ok()?;
+        let canonical = id.hyphenated().to_string();
+        (canonical == text).then_some(SessionId(canonical))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The host application's customer that owns sessions and API keys.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// 1 to 64 characters of `A-Z a-z 0-9 . _ -`: tenant ids end up in keys and logs.
+    pub fn parse(text: &str) -> Result<Self> {
+        let ok = (1..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok {
+            Ok(TenantId(text.to_owned()))
+        } else {
+            Err(Error::malformed(
+                "a tenant id is 1 to 64 characters of A-Z, a-z, 0-9, '.', '_' or '-'",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The integer version of a session's template: 1 at creation, +1 per accepted change.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(transparent)]
+pub struct Version(pub u64);
+
+impl Version {
+    pub const FIRST: Version = Version(1);
+
+    pub fn next(self) -> Version {
+        Version(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A co-editor as other users see them (seed shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub user_id: String,
+    pub username: String,
+    pub user_color: String,
+}
+
+/// One accepted change (seed shape). Version 1 is the session's creation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub version: Version,
+    pub timestamp: String,
+    pub change_id: String,
+    pub label: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub user_id: String,
+    pub diff: Vec<Value>,
+}
+
+/// A session's head record: who owns it, its newest version, and whether it is
+/// waiting to be erased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub tenant: TenantId,
+    pub version: Version,
+    pub created_at: Timestamp,
+    /// Set while nobody is present: the session is gone from this instant on.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl Session {
+    /// Expiry is decided here, not by DynamoDB's TTL, which deletes late.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+}
+
+/// An open WebSocket connection of a user in a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub id: String,
+    pub user: User,
+    pub connected_at: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+impl Connection {
+    pub fn is_present(&self, now: Timestamp) -> bool {
+        now < self.last_seen.plus(HEARTBEAT_TIMEOUT)
+    }
+}
+
+/// A session as a reader sees it: its head, who is present, and its newest template.
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    pub session: Session,
+    /// Only connections that are present now.
+    pub connections: Vec<Connection>,
+    pub template: Template,
+}
+
+impl SessionState {
+    /// Present users keyed by user id, as GET answers them: one entry per user,
+    /// however many tabs they have open.
+    pub fn users_by_id(&self) -> BTreeMap<&str, &User> {
+        self.connections
+            .iter()
+            .map(|c| (c.user.user_id.as_str(), &c.user))
+            .collect()
+    }
+}
+
+/// Everything a new session is created with: written at once or not at all.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub session: Session,
+    pub first_entry: HistoryEntry,
+    pub template: Template,
+}
+
+/// Builds a session at version 1 from a prepared template; nobody has joined yet,
+/// so it expires like an abandoned one unless someone does.
+pub fn new_session(
+    tenant: TenantId,
+    user_id: &str,
+    template: Template,
+    now: Timestamp,
+) -> NewSession {
+    let session = Session {
+        id: SessionId::generate(),
+        tenant,
+        version: Version::FIRST,
+        created_at: now,
+        expires_at: Some(now.plus(EMPTY_SESSION_LIFETIME)),
+    };
+    let first_entry = HistoryEntry {
+        version: Version::FIRST,
+        timestamp: now.to_rfc3339(),
+        change_id: uuid::Uuid::new_v4().to_string(),
+        label: "Session created".to_owned(),
+        kind: "create".to_owned(),
+        user_id: user_id.to_owned(),
+        diff: Vec::new(),
+    };
+    NewSession {
+        session,
+        first_entry,
+        template,
+    }
+}
+
+/// A user id as the host app sends it: any non-empty string up to 256 bytes.
+pub fn check_user_id(field: &str, user_id: &str) -> Result<()> {
+    if user_id.is_empty() || user_id.len() > 256 {
+        return Err(Error::malformed(format!(
+            "{field}: must be 1 to 256 bytes long, is {}",
+            user_id.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn session_ids_are_unique_and_parse_back() {
+        let ids: HashSet<_> = (0..1000).map(|_| SessionId::generate()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in ids.iter().take(10) {
+            assert_eq!(SessionId::parse(id.as_str()).as_ref(), Some(id));
+            assert_eq!(
+                uuid::Uuid::parse_str(id.as_str())
+                    .unwrap()
+                    .get_version_num(),
+                4
+            );
+        }
+    }
+
+    #[test]
+    fn session_id_parse_refuses_other_forms() {
+        let id = SessionId::generate();
+        assert!(SessionId::parse(&id.as_str().to_uppercase()).is_none());
+        assert!(SessionId::parse(&id.as_str().replace('-', "")).is_none());
+        assert!(SessionId::parse("../META").is_none());
+        assert!(SessionId::parse("").is_none());
+    }
+
+    #[test]
+    fn tenant_ids_are_plain() {
+        assert!(TenantId::parse("acme-co_1.eu").is_ok());
+        assert!(TenantId::parse("").is_err());
+        assert!(TenantId::parse("a#b").is_err());
+        assert!(TenantId::parse(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn a_new_session_expires_a_minute_later_unless_joined() {
+        let now = Timestamp(1_000_000);
+        let t = Template::from_canonical_json(r#"{"page":{}}"#.into());
+        let new = new_session(TenantId::parse("t").unwrap(), "u1", t, now);
+        assert_eq!(new.session.version, Version(1));
+        assert_eq!(new.first_entry.version, Version(1));
+        assert!(new.first_entry.diff.is_empty());
+        assert!(
+            !new.session
+                .is_expired(now.plus(Duration::from_millis(59_999)))
+        );
+        assert!(new.session.is_expired(now.plus(EMPTY_SESSION_LIFETIME)));
+    }
+
+    #[test]
+    fn presence_ends_fifty_seconds_after_the_last_ping() {
+        let seen = Timestamp(10_000);
+        let c = Connection {
+            id: "c".into(),
+            user: User {
+                user_id: "u".into(),
+                username: "U".into(),
+                user_color: "#fff".into(),
+            },
+            connected_at: seen,
+            last_seen: seen,
+        };
+        assert!(c.is_present(seen.plus(Duration::from_millis(49_999))));
+        assert!(!c.is_present(seen.plus(HEARTBEAT_TIMEOUT)));
+    }
+
+    #[test]
+    fn history_entry_has_the_seed_shape() {
+        let e = HistoryEntry {
+            version: Version(1),
+            timestamp: "2024-08-28T23:43:24.445Z".into(),
+            change_id: "c".into(),
+            label: "l".into(),
+            kind: "t".into(),
+            user_id: "u".into(),
+            diff: vec![],
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "version",
+                "timestamp",
+                "changeId",
+                "label",
+                "type",
+                "userId",
+                "diff"
+            ]
+        );
+    }
+}

@@ -1,0 +1,600 @@
+//! The DynamoDB store: one table, one partition per session (DESIGN.md, "Storage").
+//!
+//! | pk            | sk               | holds                                        |
+//! |---------------|------------------|----------------------------------------------|
+//! | `S#<sid>`     | `META`           | tenant, head version, snapshot pointer, expiry |
+//! | `S#<sid>`     | `C#<connId>`     | a present user's connection                  |
+//! | `S#<sid>`     | `V#<version>`    | a history entry                              |
+//! | `S#<sid>`     | `T#<version>#<p>`| part p of the compressed template at version |
+//! | `KEY#<sha256>`| `KEY`            | an API key's tenant and plan                 |
+//!
+//! Every request asks for its consumed capacity, which `CapacityMeter` adds up:
+//! cost is measured, not guessed.
+
+pub mod schema;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConsumedCapacity, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem,
+};
+
+use super::SessionStore;
+use super::snapshot::Snapshot;
+use crate::auth::{ApiKeyRecord, KeyHash, Plan};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::session::{
+    Connection, HistoryEntry, NewSession, Session, SessionId, SessionState, TenantId, User, Version,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Sweeper work is spread over this many index partitions so no key gets hot.
+const SWEEP_SHARDS: u32 = 16;
+
+/// A read can overlap a compaction that replaces the snapshot it is reading; it
+/// then sees an incomplete snapshot and reads again, at most this often.
+const TORN_READ_ATTEMPTS: usize = 3;
+
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    meter: Arc<CapacityMeter>,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            meter: Arc::new(CapacityMeter::default()),
+        }
+    }
+
+    /// The client as the environment configures it (region, credentials, and
+    /// `AWS_ENDPOINT_URL_DYNAMODB` when set). Build it once per process.
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        DynamoStore::new(Client::new(&config), table)
+    }
+
+    /// A client for DynamoDB Local (or any endpoint) with fixed dummy credentials,
+    /// independent of the environment.
+    pub fn local_client(endpoint: &str) -> Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "coedit-local",
+            ))
+            .build();
+        Client::from_conf(config)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The requests and capacity units this store has used so far.
+    pub fn meter(&self) -> &Arc<CapacityMeter> {
+        &self.meter
+    }
+}
+
+fn session_pk(id: &SessionId) -> String {
+    format!("S#{id}")
+}
+
+fn version_sk(v: Version) -> String {
+    format!("V#{:012}", v.0)
+}
+
+fn part_sk(v: Version, part: usize) -> String {
+    format!("T#{:012}#{part:03}", v.0)
+}
+
+fn key_pk(hash: &KeyHash) -> String {
+    format!("KEY#{}", hash.to_hex())
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn shard_of(id: &SessionId) -> u32 {
+    id.as_str()
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b.into()))
+        % SWEEP_SHARDS
+}
+
+#[async_trait]
+impl SessionStore for DynamoStore {
+    async fn create_session(&self, new: &NewSession) -> Result<()> {
+        let snapshot = Snapshot::encode(&new.template)?;
+        let pk = session_pk(&new.session.id);
+        let version = new.session.version;
+
+        let mut meta = session_meta_item(&new.session);
+        meta.insert("pk".into(), s(&pk));
+        meta.insert("sk".into(), s("META"));
+        meta.insert("snapVersion".into(), n(version.0));
+        meta.insert("snapParts".into(), n(snapshot.parts.len()));
+        meta.insert("snapBytes".into(), n(snapshot.compressed_len()));
+        meta.insert("present".into(), n(0));
+
+        let entry = serde_json::to_string(&new.first_entry)
+            .map_err(|e| Error::unexpected(format!("serializing a history entry: {e}")))?;
+        let entry_item = Item::from([
+            ("pk".into(), s(&pk)),
+            ("sk".into(), s(version_sk(new.first_entry.version))),
+            ("changeId".into(), s(&new.first_entry.change_id)),
+            ("entry".into(), s(entry)),
+        ]);
+
+        let mut writes = vec![
+            put(&self.table, meta, Some("attribute_not_exists(pk)"))?,
+            put(&self.table, entry_item, None)?,
+        ];
+        for (i, part) in snapshot.parts.iter().enumerate() {
+            let item = Item::from([
+                ("pk".into(), s(&pk)),
+                ("sk".into(), s(part_sk(version, i))),
+                ("part".into(), AttributeValue::B(Blob::new(part.clone()))),
+            ]);
+            writes.push(put(&self.table, item, None)?);
+        }
+
+        let out = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            // Makes the SDK's own retries of this transaction idempotent.
+            .client_request_token(new.session.id.as_str())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.meter.write(out.consumed_capacity());
+                Ok(())
+            }
+            Err(err) => {
+                let cancelled_by_condition = err
+                    .as_service_error()
+                    .and_then(|e| match e {
+                        TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
+                        _ => None,
+                    })
+                    .is_some_and(|e| {
+                        e.cancellation_reasons()
+                            .iter()
+                            .any(|r| r.code() == Some("ConditionalCheckFailed"))
+                    });
+                if cancelled_by_condition {
+                    Err(Error::unexpected("a session with this id exists already"))
+                } else {
+                    Err(store_error("creating a session", err))
+                }
+            }
+        }
+    }
+
+    async fn read_session(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionState>> {
+        for _ in 0..TORN_READ_ATTEMPTS {
+            match self.read_session_once(id, now).await {
+                Err(ReadError::Torn) => continue,
+                Err(ReadError::Store(e)) => return Err(e),
+                Ok(state) => return Ok(state),
+            }
+        }
+        Err(Error::unexpected(
+            "the session's template kept changing while it was read",
+        ))
+    }
+
+    async fn history(
+        &self,
+        id: &SessionId,
+        since: Version,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>> {
+        let mut entries = Vec::new();
+        let mut start = None;
+        while entries.len() < limit {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":pk", s(session_pk(id)))
+                .expression_attribute_values(":lo", s(version_sk(since.next())))
+                .expression_attribute_values(":hi", s(version_sk(Version(u64::MAX / 2))))
+                .projection_expression("#e")
+                .expression_attribute_names("#e", "entry")
+                .consistent_read(true)
+                .limit((limit - entries.len()).min(1000) as i32)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| store_error("reading history", e))?;
+            self.meter.read(out.consumed_capacity());
+            for item in out.items() {
+                let text = string(item, "entry")?;
+                entries.push(serde_json::from_str(text).map_err(|e| {
+                    Error::unexpected(format!("a stored history entry does not parse: {e}"))
+                })?);
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(entries)
+    }
+
+    async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<()> {
+        let mut item = Item::from([
+            ("pk".into(), s(key_pk(&record.hash))),
+            ("sk".into(), s("KEY")),
+            ("keyHash".into(), s(record.hash.to_hex())),
+            ("tenant".into(), s(record.tenant.as_str())),
+            ("plan".into(), s(record.plan.as_str())),
+            ("createdAt".into(), n(record.created_at.millis())),
+        ]);
+        if let Some(max) = record.max_editors {
+            item.insert("maxEditors".into(), n(max));
+        }
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match out {
+            Ok(out) => {
+                self.meter.write(out.consumed_capacity());
+                Ok(())
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(Error::unexpected("this API key exists already"))
+            }
+            Err(e) => Err(store_error("storing an API key", e)),
+        }
+    }
+
+    async fn find_api_key(&self, hash: &KeyHash) -> Result<Option<ApiKeyRecord>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(key_pk(hash)))
+            .key("sk", s("KEY"))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| store_error("reading an API key", e))?;
+        self.meter.read(out.consumed_capacity());
+        out.item().map(api_key_from_item).transpose()
+    }
+
+    async fn revoke_api_key(&self, hash: &KeyHash) -> Result<bool> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(key_pk(hash)))
+            .key("sk", s("KEY"))
+            .return_values(ReturnValue::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| store_error("revoking an API key", e))?;
+        self.meter.write(out.consumed_capacity());
+        Ok(out.attributes().is_some_and(|a| !a.is_empty()))
+    }
+}
+
+enum ReadError {
+    /// The snapshot's parts did not match its head: read again.
+    Torn,
+    Store(Error),
+}
+
+impl From<Error> for ReadError {
+    fn from(e: Error) -> Self {
+        ReadError::Store(e)
+    }
+}
+
+impl DynamoStore {
+    /// One Query reads the head, the connections, the locks and the snapshot parts:
+    /// their sort keys (`C#`, `L#`, `META`, `T#`) sort together, before the growing
+    /// history (`V#`), so the read costs the same however long the session ran.
+    async fn read_session_once(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+    ) -> std::result::Result<Option<SessionState>, ReadError> {
+        let mut items: Vec<Item> = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":pk", s(session_pk(id)))
+                .expression_attribute_values(":lo", s("C#"))
+                .expression_attribute_values(":hi", s("T$"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| store_error("reading a session", e))?;
+            self.meter.read(out.consumed_capacity());
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+
+        let Some(meta) = items.iter().find(|i| sk(i) == Some("META")) else {
+            return Ok(None);
+        };
+        let session = session_from_meta(id, meta)?;
+        if session.is_expired(now) {
+            return Ok(None);
+        }
+        let snap_version = Version(number(meta, "snapVersion")?);
+        let snap_parts = number(meta, "snapParts")? as usize;
+        let snap_bytes = number(meta, "snapBytes")? as usize;
+
+        let prefix = format!("T#{:012}#", snap_version.0);
+        let parts: Vec<&[u8]> = items
+            .iter()
+            .filter(|i| sk(i).is_some_and(|k| k.starts_with(&prefix)))
+            .filter_map(|i| match i.get("part") {
+                Some(AttributeValue::B(b)) => Some(b.as_ref()),
+                _ => None,
+            })
+            .collect();
+        if parts.len() != snap_parts || parts.iter().map(|p| p.len()).sum::<usize>() != snap_bytes {
+            return Err(ReadError::Torn);
+        }
+        let template = Snapshot::decode(&parts, snap_bytes)?;
+
+        let mut connections = Vec::new();
+        for item in items
+            .iter()
+            .filter(|i| sk(i).is_some_and(|k| k.starts_with("C#")))
+        {
+            let connection = connection_from_item(item)?;
+            if connection.is_present(now) {
+                connections.push(connection);
+            }
+        }
+        Ok(Some(SessionState {
+            session,
+            connections,
+            template,
+        }))
+    }
+}
+
+/// The head's attributes that describe the session itself.
+fn session_meta_item(session: &Session) -> Item {
+    let mut item = Item::from([
+        ("tenant".into(), s(session.tenant.as_str())),
+        ("head".into(), n(session.version.0)),
+        ("createdAt".into(), n(session.created_at.millis())),
+    ]);
+    if let Some(at) = session.expires_at {
+        item.insert("expiresAt".into(), n(at.millis()));
+        // The TTL only reclaims space, late; expiry itself is `Session::is_expired`.
+        item.insert("ttl".into(), n(at.epoch_seconds_ceil()));
+        // The sparse index the sweeper reads to erase sessions on time.
+        item.insert(
+            "sweepShard".into(),
+            s(format!("E#{}", shard_of(&session.id))),
+        );
+        item.insert("sweepAt".into(), n(at.millis()));
+    }
+    item
+}
+
+fn session_from_meta(id: &SessionId, meta: &Item) -> Result<Session> {
+    Ok(Session {
+        id: id.clone(),
+        tenant: TenantId::parse(string(meta, "tenant")?)?,
+        version: Version(number(meta, "head")?),
+        created_at: Timestamp(number(meta, "createdAt")? as i64),
+        expires_at: optional_number(meta, "expiresAt")?.map(|v| Timestamp(v as i64)),
+    })
+}
+
+fn connection_from_item(item: &Item) -> Result<Connection> {
+    Ok(Connection {
+        id: sk(item)
+            .unwrap_or_default()
+            .trim_start_matches("C#")
+            .to_owned(),
+        user: User {
+            user_id: string(item, "userId")?.to_owned(),
+            username: string(item, "username")?.to_owned(),
+            user_color: string(item, "userColor")?.to_owned(),
+        },
+        connected_at: Timestamp(number(item, "connectedAt")? as i64),
+        last_seen: Timestamp(number(item, "lastSeen")? as i64),
+    })
+}
+
+fn api_key_from_item(item: &Item) -> Result<ApiKeyRecord> {
+    let hash = KeyHash::from_hex(string(item, "keyHash")?)
+        .ok_or_else(|| Error::unexpected("a stored API key hash is not 64 hex digits"))?;
+    let plan = Plan::parse(string(item, "plan")?)
+        .ok_or_else(|| Error::unexpected("a stored API key has an unknown plan"))?;
+    Ok(ApiKeyRecord {
+        hash,
+        tenant: TenantId::parse(string(item, "tenant")?)?,
+        plan,
+        max_editors: optional_number(item, "maxEditors")?.map(|v| v as u32),
+        created_at: Timestamp(number(item, "createdAt")? as i64),
+    })
+}
+
+fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem> {
+    let put = Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .set_condition_expression(condition.map(str::to_owned))
+        .build()
+        .map_err(|e| Error::unexpected(format!("building a write: {e}")))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+fn sk(item: &Item) -> Option<&str> {
+    item.get("sk")
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+fn string<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(Error::unexpected(format!(
+            "a stored item lacks the string attribute '{name}'"
+        ))),
+    }
+}
+
+fn optional_number(item: &Item, name: &str) -> Result<Option<u64>> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(AttributeValue::N(v)) => v.parse().map(Some).map_err(|_| {
+            Error::unexpected(format!(
+                "the stored attribute '{name}' is not a whole number"
+            ))
+        }),
+        Some(_) => Err(Error::unexpected(format!(
+            "the stored attribute '{name}' is not a number"
+        ))),
+    }
+}
+
+fn number(item: &Item, name: &str) -> Result<u64> {
+    optional_number(item, name)?.ok_or_else(|| {
+        Error::unexpected(format!("a stored item lacks the number attribute '{name}'"))
+    })
+}
+
+/// Maps an SDK failure to the protocol: the store being unreachable, slow or
+/// throttling past the SDK's retries is 5600; anything else is unexpected (5001).
+/// The detail names the operation, never an item's contents.
+fn store_error<E, R>(operation: &str, err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    const UNAVAILABLE: &[&str] = &[
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionInProgressException",
+    ];
+    let code = err.code().map(str::to_owned);
+    tracing::error!(operation, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&err), "store call failed");
+    match (&err, code.as_deref()) {
+        (SdkError::TimeoutError(_) | SdkError::DispatchFailure(_), _) => {
+            Error::unavailable(format!("{operation}: the store did not answer"))
+        }
+        (_, Some(code)) if UNAVAILABLE.contains(&code) => {
+            Error::unavailable(format!("{operation}: the store is busy ({code})"))
+        }
+        (_, Some(code)) => Error::unexpected(format!("{operation}: the store answered {code}")),
+        _ => Error::unexpected(format!("{operation}: the store call failed")),
+    }
+}
+
+/// Adds up the requests and capacity units a store used, as DynamoDB reports them.
+#[derive(Debug, Default)]
+pub struct CapacityMeter {
+    totals: Mutex<Capacity>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Capacity {
+    pub read_requests: u64,
+    pub write_requests: u64,
+    pub read_units: f64,
+    pub write_units: f64,
+}
+
+impl std::ops::Sub for Capacity {
+    type Output = Capacity;
+    fn sub(self, o: Capacity) -> Capacity {
+        Capacity {
+            read_requests: self.read_requests - o.read_requests,
+            write_requests: self.write_requests - o.write_requests,
+            read_units: self.read_units - o.read_units,
+            write_units: self.write_units - o.write_units,
+        }
+    }
+}
+
+fn units<'a>(consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) -> f64 {
+    consumed
+        .into_iter()
+        .filter_map(|c| c.capacity_units())
+        .sum()
+}
+
+impl CapacityMeter {
+    pub fn totals(&self) -> Capacity {
+        *self.totals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
+        let mut t = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        t.read_requests += 1;
+        t.read_units += units(consumed);
+    }
+
+    fn write<'a>(&self, consumed: impl IntoIterator<Item = &'a ConsumedCapacity>) {
+        let mut t = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        t.write_requests += 1;
+        t.write_units += units(consumed);
+    }
+}
