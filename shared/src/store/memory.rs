@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
@@ -19,6 +20,7 @@ use crate::session::{
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    writes: AtomicU64,
 }
 
 #[derive(Default)]
@@ -37,6 +39,19 @@ struct StoredSession {
 impl MemoryStore {
     pub fn new() -> Self {
         MemoryStore::default()
+    }
+
+    /// How many writes changed stored data so far.
+    pub fn write_count(&self) -> u64 {
+        self.writes.load(Ordering::SeqCst)
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -63,6 +78,7 @@ impl SessionStore for MemoryStore {
                 connections: BTreeMap::new(),
             },
         );
+        self.wrote();
         Ok(())
     }
 
@@ -119,6 +135,7 @@ impl SessionStore for MemoryStore {
             return Err(Error::unexpected("this API key exists already"));
         }
         inner.keys.insert(record.hash, record.clone());
+        self.wrote();
         Ok(())
     }
 
@@ -127,6 +144,10 @@ impl SessionStore for MemoryStore {
     }
 
     async fn revoke_api_key(&self, hash: &KeyHash) -> Result<bool> {
-        Ok(self.lock().keys.remove(hash).is_some())
+        let removed = self.lock().keys.remove(hash).is_some();
+        if removed {
+            self.wrote();
+        }
+        Ok(removed)
     }
 }

@@ -1,0 +1,348 @@
+//! What the integration tests share: the two stores, apps with an API key, real
+//! API Gateway HTTP API events, and the fixture templates from `../shared/fixtures`.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use coedit::App;
+use coedit::auth::{ApiKeyRecord, KeyHash, Plan, generate_api_key};
+use coedit::clock::{Clock, ManualClock};
+use coedit::config::Config;
+use coedit::session::TenantId;
+use coedit::store::dynamo::schema::TableDefinition;
+use coedit::store::{DynamoStore, MemoryStore, SessionStore};
+use serde_json::{Value, json};
+
+pub const DYNAMODB_ENDPOINT_VAR: &str = "COEDIT_TEST_DYNAMODB_ENDPOINT";
+
+/// Which store a test runs against.
+#[derive(Clone)]
+pub enum TestStore {
+    Memory(Arc<MemoryStore>),
+    Dynamo(Arc<DynamoStore>),
+}
+
+impl TestStore {
+    pub fn memory() -> TestStore {
+        TestStore::Memory(Arc::new(MemoryStore::new()))
+    }
+
+    /// A fresh table, created from infra/template.yaml, on the DynamoDB Local that
+    /// the test command started.
+    pub async fn dynamo() -> TestStore {
+        let endpoint = std::env::var(DYNAMODB_ENDPOINT_VAR).unwrap_or_else(|_| {
+            panic!(
+                "{DYNAMODB_ENDPOINT_VAR} is not set: run the suite with scripts/test, which starts DynamoDB Local"
+            )
+        });
+        let client = DynamoStore::local_client(&endpoint);
+        let table = format!("t-{}", uuid::Uuid::new_v4().simple());
+        TableDefinition::coedit()
+            .unwrap()
+            .create(&client, &table)
+            .await
+            .unwrap();
+        TestStore::Dynamo(Arc::new(DynamoStore::new(client, table)))
+    }
+
+    pub fn store(&self) -> Arc<dyn SessionStore> {
+        match self {
+            TestStore::Memory(s) => s.clone(),
+            TestStore::Dynamo(s) => s.clone(),
+        }
+    }
+
+    /// Requests that changed stored data so far: for checking that a refused
+    /// request wrote nothing.
+    pub fn writes(&self) -> u64 {
+        match self {
+            TestStore::Memory(s) => s.write_count(),
+            TestStore::Dynamo(s) => s.meter().totals().write_requests,
+        }
+    }
+}
+
+/// Runs each named test body against both stores:
+/// `both_stores!(name, ...)` with `async fn name(store: TestStore)` in scope.
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::common::TestStore::memory()).await
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::common::TestStore::dynamo().await).await
+                }
+            )*
+        }
+    };
+}
+
+pub struct TestApp {
+    pub app: Arc<App>,
+    pub clock: Arc<ManualClock>,
+    pub store: TestStore,
+    /// A key of tenant `acme` on the large plan.
+    pub api_key: String,
+}
+
+impl TestApp {
+    pub async fn new(store: TestStore) -> TestApp {
+        let clock = Arc::new(ManualClock::starting_now());
+        let app = Arc::new(App::new(Config::default(), store.store(), clock.clone()));
+        let t = TestApp {
+            app,
+            clock,
+            store,
+            api_key: String::new(),
+        };
+        let api_key = t.add_key("acme", Plan::Large).await;
+        TestApp { api_key, ..t }
+    }
+
+    pub async fn add_key(&self, tenant: &str, plan: Plan) -> String {
+        let key = generate_api_key().unwrap();
+        self.app
+            .store
+            .put_api_key(&ApiKeyRecord {
+                hash: KeyHash::of(&key),
+                tenant: TenantId::parse(tenant).unwrap(),
+                plan,
+                max_editors: None,
+                created_at: self.clock.now(),
+            })
+            .await
+            .unwrap();
+        key
+    }
+}
+
+/// An HTTP API (payload format 2.0) event as API Gateway sends it to a function,
+/// parsed the way lambda_http parses it in production.
+pub struct Event {
+    pub method: &'static str,
+    pub route_key: &'static str,
+    pub path: String,
+    pub path_parameters: Option<Value>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub base64: bool,
+}
+
+impl Event {
+    pub fn create_session(api_key: Option<&str>, body: impl Into<Vec<u8>>) -> Event {
+        Event {
+            method: "POST",
+            route_key: "POST /v1/coedit/session",
+            path: "/v1/coedit/session".into(),
+            path_parameters: None,
+            headers: bearer(api_key),
+            body: Some(body.into()),
+            base64: false,
+        }
+    }
+
+    pub fn get_session(api_key: Option<&str>, id: &str) -> Event {
+        Event {
+            method: "GET",
+            route_key: "GET /v1/coedit/session/{id}",
+            path: format!("/v1/coedit/session/{id}"),
+            path_parameters: Some(json!({ "id": id })),
+            headers: bearer(api_key),
+            body: None,
+            base64: false,
+        }
+    }
+
+    pub fn request(&self) -> lambda_http::Request {
+        use base64::Engine as _;
+        let mut headers = serde_json::Map::new();
+        headers.insert(
+            "host".into(),
+            "abc123.execute-api.eu-west-1.amazonaws.com".into(),
+        );
+        headers.insert("user-agent".into(), "curl/8.5.0".into());
+        headers.insert("content-type".into(), "application/json".into());
+        for (k, v) in &self.headers {
+            headers.insert(k.to_lowercase(), v.clone().into());
+        }
+        let mut event = json!({
+            "version": "2.0",
+            "routeKey": self.route_key,
+            "rawPath": self.path,
+            "rawQueryString": "",
+            "headers": headers,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "abc123",
+                "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
+                "domainPrefix": "abc123",
+                "http": {
+                    "method": self.method,
+                    "path": self.path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "192.0.2.10",
+                    "userAgent": "curl/8.5.0"
+                },
+                "requestId": "JKJaXmPLvHcESHA=",
+                "routeKey": self.route_key,
+                "stage": "$default",
+                "time": "23/Nov/2026:10:00:00 +0000",
+                "timeEpoch": 1795428000000u64
+            },
+            "isBase64Encoded": self.base64
+        });
+        if let Some(p) = &self.path_parameters {
+            event["pathParameters"] = p.clone();
+        }
+        if let Some(body) = &self.body {
+            event["body"] = if self.base64 {
+                base64::engine::general_purpose::STANDARD
+                    .encode(body)
+                    .into()
+            } else {
+                String::from_utf8(body.clone()).expect("a text body").into()
+            };
+        }
+        lambda_http::request::from_str(&event.to_string()).expect("a valid HTTP API event")
+    }
+}
+
+fn bearer(api_key: Option<&str>) -> Vec<(String, String)> {
+    api_key
+        .map(|k| vec![("Authorization".to_owned(), format!("Bearer {k}"))])
+        .unwrap_or_default()
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+
+    /// Asserts a protocol error answer: status, code, and a detail containing `says`.
+    pub fn assert_error(&self, status: u16, code: u16, says: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        let v = self.json();
+        assert_eq!(v["code"], code, "{}", self.body);
+        assert!(
+            v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}",
+            self.body
+        );
+        let detail = v["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(says), "detail {detail:?} lacks {says:?}");
+    }
+}
+
+pub async fn call(
+    app: &App,
+    handler: impl AsyncFnOnce(&App, lambda_http::Request) -> lambda_http::Response<lambda_http::Body>,
+    event: Event,
+) -> Answer {
+    let res = handler(app, event.request()).await;
+    let status = res.status().as_u16();
+    let body = match res.into_body() {
+        lambda_http::Body::Text(t) => t,
+        lambda_http::Body::Binary(b) => String::from_utf8(b).unwrap(),
+        _ => String::new(),
+    };
+    Answer { status, body }
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    std::env::var_os("COEDIT_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/templates")
+        })
+}
+
+/// Every fixture template (the `json_data` of wrapper files), by file name.
+pub fn fixture_templates() -> Vec<(String, Value)> {
+    let dir = fixtures_dir();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let mut v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            if let Some(inner) = v.get_mut("json_data") {
+                v = inner.take();
+            }
+            out.push((path.file_name().unwrap().to_string_lossy().into_owned(), v));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(
+        out.len() >= 6,
+        "expected the fixture templates in {}",
+        dir.display()
+    );
+    out
+}
+
+pub fn fixture(name: &str) -> Value {
+    fixture_templates()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no fixture {name}"))
+        .1
+}
+
+/// A template of at least `bytes` bytes: the playground fixture's rows repeated,
+/// each copy with new row and module uuids, as a long real email would be.
+pub fn large_template(bytes: usize) -> Value {
+    let mut t = fixture("playground-template.json");
+    let rows = t["page"]["rows"].as_array().unwrap().clone();
+    let mut size = serde_json::to_string(&t).unwrap().len();
+    let mut i = 0;
+    while size < bytes {
+        let mut row = rows[i % rows.len()].clone();
+        row["uuid"] = uuid::Uuid::new_v4().to_string().into();
+        for column in row["columns"].as_array_mut().into_iter().flatten() {
+            for module in column["modules"].as_array_mut().into_iter().flatten() {
+                module["uuid"] = uuid::Uuid::new_v4().to_string().into();
+            }
+        }
+        size += serde_json::to_string(&row).unwrap().len() + 1;
+        t["page"]["rows"].as_array_mut().unwrap().push(row);
+        i += 1;
+    }
+    t
+}
+
+/// A template that compresses poorly, so its snapshot needs several parts.
+pub fn incompressible_template(bytes: usize) -> Value {
+    let mut noise = vec![0u8; bytes / 2];
+    getrandom_fill(&mut noise);
+    let text: String = noise.iter().map(|b| format!("{b:02x}")).collect();
+    json!({"page": {"rows": [{"uuid": "r", "columns": [{"modules": [
+        {"uuid": "m", "type": "mailup-bee-newsletter-modules-text", "descriptor": {"text": {"html": text}}}
+    ]}]}]}})
+}
+
+fn getrandom_fill(buf: &mut [u8]) {
+    // uuid v4s are random: enough noise for a test without another dependency.
+    for chunk in buf.chunks_mut(16) {
+        let r = uuid::Uuid::new_v4().into_bytes();
+        chunk.copy_from_slice(&r[..chunk.len()]);
+    }
+}
+
+/// The canonical form a template is stored and returned in: compact, key order kept.
+pub fn canonical(v: &Value) -> String {
+    serde_json::to_string(v).unwrap()
+}
