@@ -5,7 +5,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::http::{authorization, body_bytes, json_object, parse_json, respond, to_json};
+use super::http::{authorization, body_bytes, json_object, parse_json_object, respond, to_json};
 use crate::app::App;
 use crate::error::Result;
 use crate::session::{self, Template};
@@ -24,7 +24,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn create(app: &App, req: &Request) -> Result<Response<Body>> {
     let caller = app.authenticate(authorization(req)).await?;
     caller.require_coediting()?;
-    let body: CreateSessionRequest = parse_json(body_bytes(req, app.config.max_body_bytes)?)?;
+    let body: CreateSessionRequest =
+        parse_json_object(body_bytes(req, app.config.max_body_bytes)?)?;
     session::check_user_id("userid", &body.userid)?;
     let template = Template::prepare(body.template, "/template")?;
 

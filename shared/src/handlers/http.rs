@@ -31,13 +31,22 @@ pub fn body_bytes(req: &Request, limit: usize) -> Result<&[u8]> {
     Ok(bytes)
 }
 
-/// Parses a JSON body into `T`; the error says what is wrong and where, as a JSON
-/// path (`template.page`) plus line and column.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    if bytes.is_empty() {
-        return Err(Error::malformed(
-            "the request body is empty; a JSON object is expected",
-        ));
+/// Parses a JSON object body into `T`; the error says what is wrong and where, as
+/// a JSON path (`template.page`) plus line and column.
+pub fn parse_json_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => {
+            return Err(Error::malformed(
+                "the request body is empty; a JSON object is expected",
+            ));
+        }
+        // serde would also build a struct from an array; the protocol has none.
+        Some(b'[') => {
+            return Err(Error::malformed(
+                "body: must be a JSON object, not an array",
+            ));
+        }
+        Some(_) => {}
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -136,23 +145,23 @@ mod tests {
 
     #[test]
     fn parse_errors_say_where() {
-        let e = parse_json::<Body>(br#"{"userid": 5, "template": {}}"#).unwrap_err();
+        let e = parse_json_object::<Body>(br#"{"userid": 5, "template": {}}"#).unwrap_err();
         assert!(
             e.detail.starts_with("userid: invalid type: integer `5`"),
             "{}",
             e.detail
         );
-        let e = parse_json::<Body>(br#"{"userid": "u""#).unwrap_err();
+        let e = parse_json_object::<Body>(br#"{"userid": "u""#).unwrap_err();
         assert!(e.detail.contains("EOF"), "{}", e.detail);
-        let e = parse_json::<Body>(br#"{"userid": "u"}"#).unwrap_err();
+        let e = parse_json_object::<Body>(br#"{"userid": "u"}"#).unwrap_err();
         assert!(
             e.detail.contains("missing field `template`"),
             "{}",
             e.detail
         );
-        let e = parse_json::<Body>(br#"{"userid": "u", "template": {}} x"#).unwrap_err();
+        let e = parse_json_object::<Body>(br#"{"userid": "u", "template": {}} x"#).unwrap_err();
         assert!(e.detail.contains("trailing characters"), "{}", e.detail);
-        let e = parse_json::<Body>(b"").unwrap_err();
+        let e = parse_json_object::<Body>(b"").unwrap_err();
         assert!(e.detail.contains("empty"), "{}", e.detail);
     }
 
@@ -163,7 +172,7 @@ mod tests {
             "[".repeat(10_000),
             "]".repeat(10_000)
         );
-        let e = parse_json::<Body>(deep.as_bytes()).unwrap_err();
+        let e = parse_json_object::<Body>(deep.as_bytes()).unwrap_err();
         assert!(e.detail.contains("recursion limit"), "{}", e.detail);
     }
 
