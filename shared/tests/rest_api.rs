@@ -370,3 +370,30 @@ async fn fifty_parallel_creates_through_the_api(store: TestStore) {
         assert_eq!(raw_template(&res.body), canonical(&template));
     }
 }
+
+/// Cost: a GET is one Query whatever the template's size, and its read units
+/// follow the compressed size, not the raw one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_get_is_one_query_priced_by_compressed_size() {
+    let store = TestStore::dynamo().await;
+    let TestStore::Dynamo(dynamo) = &store else { unreachable!() };
+    let meter = dynamo.meter().clone();
+    let t = TestApp::new(store.clone()).await;
+    let template = large_template(1_500_000);
+    let raw = canonical(&template).len() as f64;
+    let id = create(&t, &template).await.json()["sessionId"].as_str().unwrap().to_owned();
+    // The first GET also looks the API key up; a warm function has it cached.
+    assert_eq!(get(&t, &t.api_key, &id).await.status, 200);
+
+    let before = meter.totals();
+    assert_eq!(get(&t, &t.api_key, &id).await.status, 200);
+    let used = meter.totals() - before;
+    assert_eq!(used.read_requests, 1, "{used:?}");
+    assert_eq!(used.write_requests, 0, "{used:?}");
+    let raw_units = raw / 4096.0;
+    assert!(
+        used.read_units * 4.0 < raw_units,
+        "read units {} should follow the compressed size, raw would cost {raw_units}",
+        used.read_units
+    );
+}
