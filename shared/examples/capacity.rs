@@ -15,7 +15,9 @@ use serde_json::json;
 #[tokio::main]
 async fn main() {
     let store = TestStore::dynamo().await;
-    let TestStore::Dynamo(dynamo) = &store else { unreachable!() };
+    let TestStore::Dynamo(dynamo) = &store else {
+        unreachable!()
+    };
     let meter = dynamo.meter().clone();
     let t = TestApp::new(store.clone()).await;
     let mut templates = fixture_templates();
@@ -31,13 +33,23 @@ async fn main() {
         let body = serde_json::to_vec(&json!({"template": template, "userid": "u"})).unwrap();
 
         let before = meter.totals();
-        let res = call(&t.app, create_session::handle, Event::create_session(Some(&t.api_key), body)).await;
+        let res = call(
+            &t.app,
+            create_session::handle,
+            Event::create_session(Some(&t.api_key), body),
+        )
+        .await;
         assert_eq!(res.status, 201, "{}", res.body);
         let created = meter.totals() - before;
         let id = res.json()["sessionId"].as_str().unwrap().to_owned();
 
         let before = meter.totals();
-        let res = call(&t.app, get_session::handle, Event::get_session(Some(&t.api_key), &id)).await;
+        let res = call(
+            &t.app,
+            get_session::handle,
+            Event::get_session(Some(&t.api_key), &id),
+        )
+        .await;
         assert_eq!(res.status, 200);
         let read = meter.totals() - before;
 

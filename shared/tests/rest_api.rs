@@ -376,12 +376,17 @@ async fn fifty_parallel_creates_through_the_api(store: TestStore) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_get_is_one_query_priced_by_compressed_size() {
     let store = TestStore::dynamo().await;
-    let TestStore::Dynamo(dynamo) = &store else { unreachable!() };
+    let TestStore::Dynamo(dynamo) = &store else {
+        unreachable!()
+    };
     let meter = dynamo.meter().clone();
     let t = TestApp::new(store.clone()).await;
     let template = large_template(1_500_000);
     let raw = canonical(&template).len() as f64;
-    let id = create(&t, &template).await.json()["sessionId"].as_str().unwrap().to_owned();
+    let id = create(&t, &template).await.json()["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // The first GET also looks the API key up; a warm function has it cached.
     assert_eq!(get(&t, &t.api_key, &id).await.status, 200);
 
