@@ -29,13 +29,13 @@ impl App {
 
     /// What a Lambda function runs with: configuration from the environment and
     /// the DynamoDB table it names.
-    pub async fn from_env() -> Result<App> {
+    pub fn from_lambda_env() -> Result<App> {
         let config = Config::from_env()?;
         let table = config
             .table_name
             .clone()
             .ok_or_else(|| Error::unexpected("configuration: COEDIT_TABLE_NAME is not set"))?;
-        let store = DynamoStore::from_env(table).await;
+        let store = DynamoStore::from_lambda_env(table)?;
         Ok(App::new(config, Arc::new(store), Arc::new(SystemClock)))
     }
 

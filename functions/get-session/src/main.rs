@@ -8,7 +8,7 @@ use lambda_http::{Error, run, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     telemetry::init_for_lambda();
-    let app = App::from_env().await?;
+    let app = App::from_lambda_env()?;
     let app = &app;
     run(service_fn(move |req| async move {
         Ok::<_, Error>(get_session::handle(app, req).await)

@@ -49,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let store = match &args.dynamodb_endpoint {
         Some(endpoint) => DynamoStore::new(DynamoStore::local_client(endpoint), &args.table),
-        None => DynamoStore::from_env(&args.table).await,
+        None => DynamoStore::from_aws_config(&args.table).await,
     };
     match args.command {
         Command::CreateKey {
