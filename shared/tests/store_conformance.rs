@@ -73,6 +73,13 @@ async fn creation_is_history_entry_one(store: TestStore) {
     assert_eq!(history, vec![new.first_entry.clone()]);
     assert!(
         store
+            .history(&new.session.id, Version(0), 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
             .history(&new.session.id, Version(1), 100)
             .await
             .unwrap()

@@ -261,37 +261,24 @@ impl SessionStore for DynamoStore {
         since: Version,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>> {
-        let mut entries = Vec::new();
-        let mut start = None;
-        while entries.len() < limit {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", s(session_pk(id)))
-                .expression_attribute_values(":lo", s(version_sk(since.next())))
-                .expression_attribute_values(":hi", s(version_sk(Version(u64::MAX / 2))))
-                .projection_expression("#e")
-                .expression_attribute_names("#e", "entry")
-                .consistent_read(true)
-                .limit((limit - entries.len()).min(1000) as i32)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| store_error("reading history", e))?;
-            self.meter.read(out.consumed_capacity());
-            for item in out.items() {
-                let text = string(item, "entry")?;
-                entries.push(serde_json::from_str(text).map_err(|e| {
-                    Error::unexpected(format!("a stored history entry does not parse: {e}"))
-                })?);
-            }
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
-                break;
-            }
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let items = self
+            .query_range(
+                &session_pk(id),
+                &version_sk(since.next()),
+                &version_sk(Version(u64::MAX / 2)),
+                Some(limit),
+                "reading history",
+            )
+            .await?;
+        let mut entries = Vec::with_capacity(items.len());
+        for item in &items {
+            let text = string(item, "entry")?;
+            entries.push(serde_json::from_str(text).map_err(|e| {
+                Error::unexpected(format!("a stored history entry does not parse: {e}"))
+            })?);
         }
         Ok(entries)
     }
@@ -386,30 +373,9 @@ impl DynamoStore {
         id: &SessionId,
         now: Timestamp,
     ) -> std::result::Result<Option<SessionState>, ReadError> {
-        let mut items: Vec<Item> = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", s(session_pk(id)))
-                .expression_attribute_values(":lo", s("C#"))
-                .expression_attribute_values(":hi", s("T$"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| store_error("reading a session", e))?;
-            self.meter.read(out.consumed_capacity());
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+        let items = self
+            .query_range(&session_pk(id), "C#", "T$", None, "reading a session")
+            .await?;
 
         let Some(meta) = items.iter().find(|i| sk(i) == Some("META")) else {
             return Ok(None);
@@ -451,6 +417,47 @@ impl DynamoStore {
             connections,
             template,
         }))
+    }
+}
+
+impl DynamoStore {
+    /// The items of one partition whose sort keys lie in `lo..=hi`, in order, all
+    /// pages or the first `limit` items. Strongly consistent: readers must see what
+    /// a write acknowledged a moment ago.
+    async fn query_range(
+        &self,
+        pk: &str,
+        lo: &str,
+        hi: &str,
+        limit: Option<usize>,
+        operation: &str,
+    ) -> Result<Vec<Item>> {
+        let mut items: Vec<Item> = Vec::new();
+        let mut start = None;
+        loop {
+            let page_limit = limit.map(|l| (l - items.len()).min(1000) as i32);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":lo", s(lo))
+                .expression_attribute_values(":hi", s(hi))
+                .consistent_read(true)
+                .set_limit(page_limit)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| store_error(operation, e))?;
+            self.meter.read(out.consumed_capacity());
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() || limit.is_some_and(|l| items.len() >= l) {
+                return Ok(items);
+            }
+        }
     }
 }
 
