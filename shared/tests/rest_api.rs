@@ -402,3 +402,36 @@ async fn dynamodb_get_is_one_query_priced_by_compressed_size() {
         used.read_units
     );
 }
+
+/// The store unreachable (nothing listens on the port): the caller gets 503 with
+/// 5600 and a detail naming the operation, not a hang or a 500 with internals.
+#[tokio::test]
+async fn an_unreachable_store_answers_5600() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let store = coedit::store::DynamoStore::new(
+        coedit::store::DynamoStore::local_client(&endpoint),
+        "coedit",
+    );
+    let app = coedit::App::new(
+        coedit::config::Config::default(),
+        std::sync::Arc::new(store),
+        std::sync::Arc::new(coedit::clock::SystemClock),
+    );
+    let key = "ck_unreachable";
+    let event = Event::create_session(
+        Some(key),
+        body(&fixture("hackathon-playground-template.json"), "u"),
+    );
+    let res = call(&app, create_session::handle, event).await;
+    res.assert_error(503, 5600, "the store did not answer");
+    assert!(!res.body.contains(key));
+    let res = call(
+        &app,
+        get_session::handle,
+        Event::get_session(Some(key), &uuid::Uuid::new_v4().to_string()),
+    )
+    .await;
+    res.assert_error(503, 5600, "the store did not answer");
+}
