@@ -57,6 +57,13 @@ async fn create(t: &TestApp, template: &Value) -> Answer {
     .await
 }
 
+/// Creates a session from the small fixture and returns its id.
+async fn created_id(t: &TestApp) -> String {
+    let res = create(t, &fixture("hackathon-playground-template.json")).await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    res.json()["sessionId"].as_str().unwrap().to_owned()
+}
+
 async fn get(t: &TestApp, key: &str, id: &str) -> Answer {
     call(
         &t.app,
@@ -281,12 +288,7 @@ async fn plan_without_coediting_gets_5500(store: TestStore) {
 async fn unknown_expired_and_foreign_sessions_answer_alike(store: TestStore) {
     let t = TestApp::new(store).await;
     let other_tenant_key = t.add_key("globex", Plan::Large).await;
-    let id = create(&t, &fixture("hackathon-playground-template.json"))
-        .await
-        .json()["sessionId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = created_id(&t).await;
 
     let unknown = get(&t, &t.api_key, &uuid::Uuid::new_v4().to_string()).await;
     unknown.assert_error(404, 5150, "no session");
@@ -308,12 +310,7 @@ async fn unknown_expired_and_foreign_sessions_answer_alike(store: TestStore) {
 
 async fn credentials_are_checked_on_get(store: TestStore) {
     let t = TestApp::new(store).await;
-    let id = create(&t, &fixture("hackathon-playground-template.json"))
-        .await
-        .json()["sessionId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = created_id(&t).await;
     let res = call(&t.app, get_session::handle, Event::get_session(None, &id)).await;
     res.assert_error(401, 4010, "missing");
     let res = get(&t, "ck_0000", &id).await;

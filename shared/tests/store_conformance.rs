@@ -36,6 +36,10 @@ fn now() -> Timestamp {
     Timestamp(1_795_428_000_000)
 }
 
+async fn is_absent(store: &Arc<dyn SessionStore>, id: &SessionId, at: Timestamp) -> bool {
+    store.read_session(id, at).await.unwrap().is_none()
+}
+
 fn new_from(value: Value) -> NewSession {
     new_session(
         tenant(),
@@ -89,13 +93,7 @@ async fn creation_is_history_entry_one(store: TestStore) {
 
 async fn unknown_session_is_absent(store: TestStore) {
     let store = store.store();
-    assert!(
-        store
-            .read_session(&SessionId::generate(), now())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(is_absent(&store, &SessionId::generate(), now()).await);
     assert!(
         store
             .history(&SessionId::generate(), Version(0), 10)
@@ -115,20 +113,8 @@ async fn session_nobody_joins_is_gone_after_a_minute(store: TestStore) {
         .minus(Duration::from_millis(1));
     assert!(store.read_session(id, last_moment).await.unwrap().is_some());
     // Gone at 60 s, although nothing has deleted its items yet.
-    assert!(
-        store
-            .read_session(id, now().plus(EMPTY_SESSION_LIFETIME))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .read_session(id, now().plus(Duration::from_secs(3600)))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(is_absent(&store, id, now().plus(EMPTY_SESSION_LIFETIME)).await);
+    assert!(is_absent(&store, id, now().plus(Duration::from_secs(3600))).await);
 }
 
 async fn an_existing_id_is_never_overwritten(store: TestStore) {

@@ -77,10 +77,6 @@ impl Template {
     pub fn is_empty(&self) -> bool {
         self.json.is_empty()
     }
-
-    pub fn shared_json(&self) -> Arc<str> {
-        self.json.clone()
-    }
 }
 
 fn object<'a>(value: &'a mut Value, at: &str) -> Result<&'a mut Map<String, Value>> {

@@ -46,10 +46,6 @@ impl MemoryStore {
         self.writes.load(Ordering::SeqCst)
     }
 
-    pub fn session_count(&self) -> usize {
-        self.lock().sessions.len()
-    }
-
     fn wrote(&self) {
         self.writes.fetch_add(1, Ordering::SeqCst);
     }
