@@ -36,7 +36,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     telemetry::init_for_terminal();
     let args = Args::parse();
     let store = coedit_local::open_store(args.dynamodb_endpoint.as_deref(), &args.table).await?;
-    let app = Arc::new(App::new(Config::from_env()?, store, Arc::new(SystemClock)));
+    let app = Arc::new(App::new(
+        Config::from_env()?,
+        store,
+        Arc::new(coedit::notify::LocalConnections::new()),
+        Arc::new(SystemClock),
+    ));
     let api_key = match args.dev_api_key {
         Some(key) => key,
         None => auth::generate_api_key()?,

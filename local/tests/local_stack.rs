@@ -25,7 +25,12 @@ async fn start(dynamodb_endpoint: Option<&str>) -> Stack {
     let store = coedit_local::open_store(dynamodb_endpoint, &table)
         .await
         .unwrap();
-    let app = Arc::new(App::new(Config::default(), store, Arc::new(SystemClock)));
+    let app = Arc::new(App::new(
+        Config::default(),
+        store,
+        Arc::new(coedit::notify::LocalConnections::new()),
+        Arc::new(SystemClock),
+    ));
     let key = coedit::auth::generate_api_key().unwrap();
     coedit_local::register_dev_key(&app, &key, 20)
         .await

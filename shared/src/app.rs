@@ -1,29 +1,53 @@
-//! The application: configuration, store and clock, built once per process (at a
-//! Lambda's cold start, or when the local stack starts) and shared by every request.
+//! The application: configuration, store, notifier and clock, built once per
+//! process (at a Lambda's cold start, or when the local stack starts) and shared by
+//! every request.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use crate::auth::{ApiKeys, Caller, bearer};
+use crate::auth::{ApiKeys, Caller, JoinGrant, bearer, is_api_key, join_token};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::notify::{ApiGatewayNotifier, Notifier, Unconfigured};
+use crate::session::{SessionId, TenantId};
 use crate::store::{DynamoStore, SessionStore};
 
 pub struct App {
     pub config: Config,
     pub store: Arc<dyn SessionStore>,
+    pub notifier: Arc<dyn Notifier>,
     pub clock: Arc<dyn Clock>,
     api_keys: ApiKeys,
+    /// Connection id -> session, learnt on a warm instance: a connection never
+    /// changes session, so pings skip the reverse lookup after the first.
+    known_connections: Mutex<HashMap<String, SessionId>>,
 }
 
+/// Who is calling a REST route that both kinds of credential may use.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    ApiKey(Caller),
+    JoinToken(JoinGrant),
+}
+
+const KNOWN_CONNECTIONS_CAPACITY: usize = 10_000;
+
 impl App {
-    pub fn new(config: Config, store: Arc<dyn SessionStore>, clock: Arc<dyn Clock>) -> App {
+    pub fn new(
+        config: Config,
+        store: Arc<dyn SessionStore>,
+        notifier: Arc<dyn Notifier>,
+        clock: Arc<dyn Clock>,
+    ) -> App {
         let api_keys = ApiKeys::new(config.key_cache_ttl);
         App {
             config,
             store,
+            notifier,
             clock,
             api_keys,
+            known_connections: Mutex::new(HashMap::new()),
         }
     }
 
@@ -36,7 +60,16 @@ impl App {
             .clone()
             .ok_or_else(|| Error::unexpected("configuration: COEDIT_TABLE_NAME is not set"))?;
         let store = DynamoStore::from_lambda_env(table)?;
-        Ok(App::new(config, Arc::new(store), Arc::new(SystemClock)))
+        let notifier: Arc<dyn Notifier> = match &config.connections_endpoint {
+            Some(endpoint) => Arc::new(ApiGatewayNotifier::from_lambda_env(endpoint)?),
+            None => Arc::new(Unconfigured),
+        };
+        Ok(App::new(
+            config,
+            Arc::new(store),
+            notifier,
+            Arc::new(SystemClock),
+        ))
     }
 
     pub fn now(&self) -> Timestamp {
@@ -49,5 +82,59 @@ impl App {
         self.api_keys
             .authenticate(self.store.as_ref(), &self.config, key, self.now())
             .await
+    }
+
+    /// The caller behind `Authorization: Bearer <API key or join token>`.
+    pub async fn credential(&self, authorization: Option<&str>) -> Result<Credential> {
+        let credential = bearer(authorization)?;
+        if is_api_key(credential) {
+            Ok(Credential::ApiKey(self.authenticate(authorization).await?))
+        } else {
+            Ok(Credential::JoinToken(self.verify_join_token(credential)?))
+        }
+    }
+
+    pub fn verify_join_token(&self, token: &str) -> Result<JoinGrant> {
+        join_token::verify(self.config.signing_secret()?, token, self.now())
+    }
+
+    /// The session a connection is in, from this instance's memory or the store.
+    pub async fn session_of(&self, connection_id: &str) -> Result<Option<SessionId>> {
+        if let Some(id) = self.known().get(connection_id) {
+            return Ok(Some(id.clone()));
+        }
+        let found = self.store.find_connection(connection_id).await?;
+        if let Some(id) = &found {
+            self.remember_connection(connection_id, id);
+        }
+        Ok(found)
+    }
+
+    pub fn remember_connection(&self, connection_id: &str, id: &SessionId) {
+        let mut known = self.known();
+        if known.len() >= KNOWN_CONNECTIONS_CAPACITY {
+            known.clear();
+        }
+        known.insert(connection_id.to_owned(), id.clone());
+    }
+
+    pub fn forget_connection(&self, connection_id: &str) {
+        self.known().remove(connection_id);
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionId>> {
+        self.known_connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Credential {
+    /// The tenant whose sessions this credential may read.
+    pub fn tenant(&self) -> &TenantId {
+        match self {
+            Credential::ApiKey(caller) => &caller.tenant,
+            Credential::JoinToken(grant) => &grant.tenant,
+        }
     }
 }

@@ -1,8 +1,38 @@
 //! Configuration, read once from the environment at start (cold start on Lambda).
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+
+/// The key join tokens are signed with. Never printed: `Debug` shows only its length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningSecret(Vec<u8>);
+
+/// HS256 keys shorter than the hash output weaken the signature (RFC 7518, 3.2).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+impl SigningSecret {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Result<Self> {
+        let bytes = bytes.into();
+        if bytes.len() < MIN_SECRET_BYTES {
+            return Err(Error::unexpected(format!(
+                "configuration: COEDIT_JOIN_TOKEN_SECRET must have at least {MIN_SECRET_BYTES} bytes"
+            )));
+        }
+        Ok(SigningSecret(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningSecret({} bytes)", self.0.len())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -17,6 +47,16 @@ pub struct Config {
     /// How long a warm instance trusts an API key lookup (`COEDIT_KEY_CACHE_SECONDS`):
     /// the delay until a revoked key stops working.
     pub key_cache_ttl: Duration,
+    /// Signs and checks join tokens (`COEDIT_JOIN_TOKEN_SECRET`); the routes that
+    /// need it answer 5001 without it.
+    pub join_token_secret: Option<SigningSecret>,
+    /// How long a join token opens the session (`COEDIT_JOIN_TOKEN_SECONDS`).
+    pub join_token_ttl: Duration,
+    /// The WebSocket URL a join answer points browsers to (`COEDIT_WEBSOCKET_URL`).
+    pub websocket_url: Option<String>,
+    /// The API Gateway management endpoint that posts to connections
+    /// (`COEDIT_CONNECTIONS_ENDPOINT`, `https://<api>.execute-api.<region>.amazonaws.com/<stage>`).
+    pub connections_endpoint: Option<String>,
 }
 
 /// Lambda's synchronous payload limit is 6 MB; stay under it with the event envelope.
@@ -30,6 +70,10 @@ impl Default for Config {
             small_plan_editors: 5,
             large_plan_editors: 20,
             key_cache_ttl: Duration::from_secs(60),
+            join_token_secret: None,
+            join_token_ttl: Duration::from_secs(15 * 60),
+            websocket_url: None,
+            connections_endpoint: None,
         }
     }
 }
@@ -65,7 +109,24 @@ impl Config {
                 "COEDIT_KEY_CACHE_SECONDS",
                 defaults.key_cache_ttl.as_secs(),
             )?),
+            join_token_secret: get("COEDIT_JOIN_TOKEN_SECRET")
+                .filter(|s| !s.is_empty())
+                .map(SigningSecret::new)
+                .transpose()?,
+            join_token_ttl: Duration::from_secs(number(
+                "COEDIT_JOIN_TOKEN_SECONDS",
+                defaults.join_token_ttl.as_secs(),
+            )?),
+            websocket_url: get("COEDIT_WEBSOCKET_URL").filter(|t| !t.is_empty()),
+            connections_endpoint: get("COEDIT_CONNECTIONS_ENDPOINT").filter(|t| !t.is_empty()),
         })
+    }
+
+    /// The join token secret, or the error a misconfigured deployment answers with.
+    pub fn signing_secret(&self) -> Result<&SigningSecret> {
+        self.join_token_secret
+            .as_ref()
+            .ok_or_else(|| Error::unexpected("configuration: COEDIT_JOIN_TOKEN_SECRET is not set"))
     }
 }
 
@@ -87,5 +148,17 @@ mod tests {
         let err = Config::from_lookup(|n| (n == "COEDIT_MAX_BODY_BYTES").then(|| "lots".into()))
             .unwrap_err();
         assert!(err.detail.contains("COEDIT_MAX_BODY_BYTES"));
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_and_never_printed() {
+        let short =
+            Config::from_lookup(|n| (n == "COEDIT_JOIN_TOKEN_SECRET").then(|| "too-short".into()));
+        assert!(short.unwrap_err().detail.contains("at least 32 bytes"));
+        let secret = "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t";
+        let c = Config::from_lookup(|n| (n == "COEDIT_JOIN_TOKEN_SECRET").then(|| secret.into()))
+            .unwrap();
+        assert!(!format!("{c:?}").contains(secret));
+        assert_eq!(c.signing_secret().unwrap().as_bytes(), secret.as_bytes());
     }
 }

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod notify;
 pub mod session;
 pub mod store;
 pub mod telemetry;

@@ -414,6 +414,7 @@ async fn an_unreachable_store_answers_5600() {
     let app = coedit::App::new(
         coedit::config::Config::default(),
         std::sync::Arc::new(store),
+        std::sync::Arc::new(coedit::notify::LocalConnections::new()),
         std::sync::Arc::new(coedit::clock::SystemClock),
     );
     let key = "ck_unreachable";

@@ -1,11 +1,12 @@
 //! `GET /v1/coedit/session/{id}` (seed): the session's newest template, the users
-//! present now, and its version.
+//! present now, and its version. Takes an API key, or a join token issued for this
+//! session (a browser reading the template it joins).
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use super::http::{authorization, json_object, json_response, respond, to_json};
-use crate::app::App;
+use crate::app::{App, Credential};
 use crate::error::{Error, Result};
 use crate::session::SessionId;
 
@@ -14,7 +15,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn get(app: &App, req: &Request) -> Result<Response<Body>> {
-    let caller = app.authenticate(authorization(req)).await?;
+    let credential = app.credential(authorization(req)).await?;
     let params = req.path_parameters();
     // An id we could never have issued is answered like any unknown one, without
     // a store read.
@@ -22,12 +23,15 @@ async fn get(app: &App, req: &Request) -> Result<Response<Body>> {
         .first("id")
         .and_then(SessionId::parse)
         .ok_or_else(Error::session_not_found)?;
+    if let Credential::JoinToken(grant) = &credential {
+        grant.require_session(&id)?;
+    }
     let state = app
         .store
         .read_session(&id, app.now())
         .await?
         // Another tenant's session answers exactly like a missing one.
-        .filter(|s| s.session.tenant == caller.tenant)
+        .filter(|s| &s.session.tenant == credential.tenant())
         .ok_or_else(Error::session_not_found)?;
 
     let json = json_object(&[

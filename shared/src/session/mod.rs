@@ -2,6 +2,8 @@
 //! entries, expiry and presence. Stores and handlers call these; nothing here knows
 //! about DynamoDB or API Gateway.
 
+pub mod message;
+pub mod presence;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -13,6 +15,7 @@ use serde_json::Value;
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
+pub use presence::SessionMembers;
 pub use template::Template;
 
 /// A session nobody is in is erased this long after it was created or its last
@@ -133,6 +136,9 @@ pub struct Session {
     pub created_at: Timestamp,
     /// Set while nobody is present: the session is gone from this instant on.
     pub expires_at: Option<Timestamp>,
+    /// Connections holding a seat, stale ones included until they are dropped. The
+    /// plan's limit is checked against this count in the same write that takes a seat.
+    pub seats: u32,
 }
 
 impl Session {
@@ -155,6 +161,15 @@ impl Connection {
     pub fn is_present(&self, now: Timestamp) -> bool {
         now < self.last_seen.plus(HEARTBEAT_TIMEOUT)
     }
+}
+
+/// An element (row or module) held by one connection, so nobody else edits it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    pub element: String,
+    pub connection_id: String,
+    pub user: User,
+    pub since: Timestamp,
 }
 
 /// A session as a reader sees it: its head, who is present, and its newest template.
@@ -199,6 +214,7 @@ pub fn new_session(
         version: Version::FIRST,
         created_at: now,
         expires_at: Some(now.plus(EMPTY_SESSION_LIFETIME)),
+        seats: 0,
     };
     let first_entry = HistoryEntry {
         version: Version::FIRST,
@@ -218,10 +234,22 @@ pub fn new_session(
 
 /// A user id as the host app sends it: any non-empty string up to 256 bytes.
 pub fn check_user_id(field: &str, user_id: &str) -> Result<()> {
-    if user_id.is_empty() || user_id.len() > 256 {
+    check_text(field, user_id, 256)
+}
+
+/// A user as the host app describes it for a join token: an id, a display name
+/// (1 to 256 bytes) and a color (1 to 64 bytes, any CSS form the client understands).
+pub fn check_user(user: &User) -> Result<()> {
+    check_text("userId", &user.user_id, 256)?;
+    check_text("username", &user.username, 256)?;
+    check_text("userColor", &user.user_color, 64)
+}
+
+fn check_text(field: &str, text: &str, max: usize) -> Result<()> {
+    if text.is_empty() || text.len() > max {
         return Err(Error::malformed(format!(
-            "{field}: must be 1 to 256 bytes long, is {}",
-            user_id.len()
+            "{field}: must be 1 to {max} bytes long, is {}",
+            text.len()
         )));
     }
     Ok(())

@@ -11,6 +11,7 @@
 //! Every request asks for its consumed capacity, which `CapacityMeter` adds up:
 //! cost is measured, not guessed.
 
+mod members;
 pub mod schema;
 
 use std::collections::HashMap;
@@ -25,13 +26,15 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConsumedCapacity, Put, ReturnConsumedCapacity, ReturnValue, TransactWriteItem,
 };
 
-use super::SessionStore;
 use super::snapshot::Snapshot;
+use super::{JoinOutcome, LeaveOutcome, LockOutcome, Seat, SessionStore, SweepTask};
 use crate::auth::{ApiKeyRecord, KeyHash, Plan};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
+use crate::session::presence::Departure;
 use crate::session::{
-    Connection, HistoryEntry, NewSession, Session, SessionId, SessionState, TenantId, User, Version,
+    Connection, HistoryEntry, Lock, NewSession, Session, SessionId, SessionMembers, SessionState,
+    TenantId, User, Version,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -163,11 +166,31 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn shard_of(id: &SessionId) -> u32 {
-    id.as_str()
+/// What the sweeper is to do with a session listed in its index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SweepKind {
+    /// Expired: erase it (`E#<shard>`).
+    Erase,
+    /// Occupied: look for stale connections (`P#<shard>`).
+    CheckPresence,
+}
+
+impl SweepKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            SweepKind::Erase => "E",
+            SweepKind::CheckPresence => "P",
+        }
+    }
+}
+
+fn sweep_shard(kind: SweepKind, id: &SessionId) -> String {
+    let shard = id
+        .as_str()
         .bytes()
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b.into()))
-        % SWEEP_SHARDS
+        % SWEEP_SHARDS;
+    format!("{}#{shard}", kind.prefix())
 }
 
 #[async_trait]
@@ -183,7 +206,7 @@ impl SessionStore for DynamoStore {
         meta.insert("snapVersion".into(), n(version.0));
         meta.insert("snapParts".into(), n(snapshot.parts.len()));
         meta.insert("snapBytes".into(), n(snapshot.compressed_len()));
-        meta.insert("present".into(), n(0));
+        meta.insert("seats".into(), n(0));
 
         let entry = serde_json::to_string(&new.first_entry)
             .map_err(|e| Error::unexpected(format!("serializing a history entry: {e}")))?;
@@ -281,6 +304,53 @@ impl SessionStore for DynamoStore {
             })?);
         }
         Ok(entries)
+    }
+
+    async fn read_members(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionMembers>> {
+        self.read_members_now(id, now).await
+    }
+
+    async fn join(&self, seat: &Seat) -> Result<JoinOutcome> {
+        self.join_now(seat).await
+    }
+
+    async fn find_connection(&self, connection_id: &str) -> Result<Option<SessionId>> {
+        self.find_connection_now(connection_id).await
+    }
+
+    async fn touch(&self, id: &SessionId, connection_id: &str, now: Timestamp) -> Result<bool> {
+        self.touch_now(id, connection_id, now).await
+    }
+
+    async fn leave(
+        &self,
+        members: &SessionMembers,
+        connection_id: &str,
+        departure: Departure,
+        now: Timestamp,
+    ) -> Result<LeaveOutcome> {
+        self.leave_now(members, connection_id, departure, now).await
+    }
+
+    async fn take_lock(
+        &self,
+        members: &SessionMembers,
+        lock: &Lock,
+        now: Timestamp,
+    ) -> Result<LockOutcome> {
+        self.take_lock_now(members, lock, now).await
+    }
+
+    async fn sweep_due(&self, now: Timestamp, limit: usize) -> Result<Vec<SweepTask>> {
+        self.sweep_due_now(now, limit).await
+    }
+
+    async fn schedule_presence_check(&self, id: &SessionId, at: Timestamp) -> Result<()> {
+        self.schedule_presence_check_now(id, at).await
+    }
+
+    async fn erase_session(&self, id: &SessionId, now: Timestamp) -> Result<bool> {
+        self.erase_session_now(id, now).await
     }
 
     async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<()> {
@@ -475,7 +545,7 @@ fn session_meta_item(session: &Session) -> Item {
         // The sparse index the sweeper reads to erase sessions on time.
         item.insert(
             "sweepShard".into(),
-            s(format!("E#{}", shard_of(&session.id))),
+            s(sweep_shard(SweepKind::Erase, &session.id)),
         );
         item.insert("sweepAt".into(), n(at.millis()));
     }
@@ -489,6 +559,7 @@ fn session_from_meta(id: &SessionId, meta: &Item) -> Result<Session> {
         version: Version(number(meta, "head")?),
         created_at: Timestamp(number(meta, "createdAt")? as i64),
         expires_at: optional_number(meta, "expiresAt")?.map(|v| Timestamp(v as i64)),
+        seats: optional_number(meta, "seats")?.unwrap_or(0) as u32,
     })
 }
 

@@ -8,13 +8,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use super::SessionStore;
 use super::snapshot::Snapshot;
+use super::{JoinOutcome, LeaveOutcome, LockOutcome, Seat, SessionStore, SweepTask};
 use crate::auth::{ApiKeyRecord, KeyHash};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
+use crate::session::presence::{self, Departure, PRESENCE_CHECK_INTERVAL};
 use crate::session::{
-    Connection, HistoryEntry, NewSession, Session, SessionId, SessionState, Version,
+    Connection, HistoryEntry, Lock, NewSession, Session, SessionId, SessionMembers, SessionState,
+    Version,
 };
 
 #[derive(Default)]
@@ -27,6 +29,8 @@ pub struct MemoryStore {
 struct Inner {
     sessions: HashMap<SessionId, StoredSession>,
     keys: HashMap<KeyHash, ApiKeyRecord>,
+    /// Connection id -> session: the reverse lookup `$disconnect` and `ping` need.
+    connections: HashMap<String, SessionId>,
 }
 
 struct StoredSession {
@@ -34,6 +38,15 @@ struct StoredSession {
     history: BTreeMap<Version, HistoryEntry>,
     snapshot: Snapshot,
     connections: BTreeMap<String, Connection>,
+    locks: BTreeMap<String, Lock>,
+    /// When the sweeper should next look for stale connections (occupied sessions).
+    presence_check_at: Option<Timestamp>,
+}
+
+impl StoredSession {
+    fn live(&self, now: Timestamp) -> bool {
+        !self.session.is_expired(now)
+    }
 }
 
 impl MemoryStore {
@@ -72,6 +85,8 @@ impl SessionStore for MemoryStore {
                 history: BTreeMap::from([(new.first_entry.version, new.first_entry.clone())]),
                 snapshot,
                 connections: BTreeMap::new(),
+                locks: BTreeMap::new(),
+                presence_check_at: None,
             },
         );
         self.wrote();
@@ -123,6 +138,164 @@ impl SessionStore for MemoryStore {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn read_members(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionMembers>> {
+        let inner = self.lock();
+        Ok(inner
+            .sessions
+            .get(id)
+            .filter(|s| s.live(now))
+            .map(|s| SessionMembers {
+                session: s.session.clone(),
+                connections: s.connections.values().cloned().collect(),
+                locks: s.locks.values().cloned().collect(),
+            }))
+    }
+
+    async fn join(&self, seat: &Seat) -> Result<JoinOutcome> {
+        let mut inner = self.lock();
+        let Some(stored) = inner
+            .sessions
+            .get_mut(&seat.session)
+            .filter(|s| s.live(seat.now) && s.session.tenant == seat.tenant)
+        else {
+            return Ok(JoinOutcome::NotFound);
+        };
+        if !presence::has_free_seat(&stored.session, seat.max_editors) {
+            return Ok(JoinOutcome::Full);
+        }
+        stored.session.seats += 1;
+        stored.session.expires_at = None;
+        stored.presence_check_at = Some(seat.now.plus(PRESENCE_CHECK_INTERVAL));
+        stored
+            .connections
+            .insert(seat.connection.id.clone(), seat.connection.clone());
+        inner
+            .connections
+            .insert(seat.connection.id.clone(), seat.session.clone());
+        self.wrote();
+        Ok(JoinOutcome::Joined)
+    }
+
+    async fn find_connection(&self, connection_id: &str) -> Result<Option<SessionId>> {
+        Ok(self.lock().connections.get(connection_id).cloned())
+    }
+
+    async fn touch(&self, id: &SessionId, connection_id: &str, now: Timestamp) -> Result<bool> {
+        let mut inner = self.lock();
+        let connection = inner
+            .sessions
+            .get_mut(id)
+            .and_then(|s| s.connections.get_mut(connection_id))
+            .filter(|c| c.is_present(now));
+        match connection {
+            Some(c) => {
+                c.last_seen = now;
+                self.wrote();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn leave(
+        &self,
+        members: &SessionMembers,
+        connection_id: &str,
+        departure: Departure,
+        now: Timestamp,
+    ) -> Result<LeaveOutcome> {
+        let mut inner = self.lock();
+        let Some(stored) = inner.sessions.get_mut(&members.session.id) else {
+            return Ok(LeaveOutcome::NotThere);
+        };
+        let leaving = match stored.connections.get(connection_id) {
+            Some(c) if departure == Departure::Left || !c.is_present(now) => c.clone(),
+            _ => return Ok(LeaveOutcome::NotThere),
+        };
+        stored.connections.remove(connection_id);
+        stored.locks.retain(|_, l| l.connection_id != connection_id);
+        let (seats, expires_at) = presence::after_departure(&stored.session, now);
+        stored.session.seats = seats;
+        stored.session.expires_at = expires_at;
+        if expires_at.is_some() {
+            stored.presence_check_at = None;
+        }
+        inner.connections.remove(connection_id);
+        self.wrote();
+        Ok(LeaveOutcome::Left(leaving))
+    }
+
+    async fn take_lock(
+        &self,
+        members: &SessionMembers,
+        lock: &Lock,
+        now: Timestamp,
+    ) -> Result<LockOutcome> {
+        let mut inner = self.lock();
+        let Some(stored) = inner.sessions.get_mut(&members.session.id) else {
+            return Err(Error::session_not_found());
+        };
+        if let Some(held) = stored.locks.get(&lock.element) {
+            let holder_present = stored
+                .connections
+                .get(&held.connection_id)
+                .is_some_and(|c| c.is_present(now));
+            if held.connection_id != lock.connection_id && holder_present {
+                return Ok(LockOutcome::HeldBy(held.clone()));
+            }
+        }
+        stored.locks.insert(lock.element.clone(), lock.clone());
+        self.wrote();
+        Ok(LockOutcome::Granted)
+    }
+
+    async fn sweep_due(&self, now: Timestamp, limit: usize) -> Result<Vec<SweepTask>> {
+        // The embedded store has no index to keep; looking at every session is its
+        // equivalent of the DynamoDB store's sparse index queries.
+        let inner = self.lock();
+        let mut due: Vec<SweepTask> = inner
+            .sessions
+            .values()
+            .filter_map(|s| {
+                if s.session.is_expired(now) {
+                    Some(SweepTask::Erase(s.session.id.clone()))
+                } else if s.presence_check_at.is_some_and(|at| at <= now) {
+                    Some(SweepTask::CheckPresence(s.session.id.clone()))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn schedule_presence_check(&self, id: &SessionId, at: Timestamp) -> Result<()> {
+        let mut inner = self.lock();
+        if let Some(stored) = inner.sessions.get_mut(id).filter(|s| s.session.seats > 0) {
+            stored.presence_check_at = Some(at);
+            self.wrote();
+        }
+        Ok(())
+    }
+
+    async fn erase_session(&self, id: &SessionId, now: Timestamp) -> Result<bool> {
+        let mut inner = self.lock();
+        let expired = inner
+            .sessions
+            .get(id)
+            .is_some_and(|s| s.session.is_expired(now));
+        if expired {
+            if let Some(stored) = inner.sessions.remove(id) {
+                for connection in stored.connections.keys() {
+                    inner.connections.remove(connection);
+                }
+            }
+            self.wrote();
+        }
+        Ok(expired)
     }
 
     async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<()> {

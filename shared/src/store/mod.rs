@@ -11,7 +11,11 @@ use async_trait::async_trait;
 use crate::auth::{ApiKeyRecord, KeyHash};
 use crate::clock::Timestamp;
 use crate::error::Result;
-use crate::session::{HistoryEntry, NewSession, SessionId, SessionState, Version};
+use crate::session::presence::Departure;
+use crate::session::{
+    Connection, HistoryEntry, Lock, NewSession, SessionId, SessionMembers, SessionState, TenantId,
+    Version,
+};
 
 pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
@@ -34,6 +38,55 @@ pub trait SessionStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<HistoryEntry>>;
 
+    /// The session's head, its connections (present or stale) and its locks, without
+    /// the template: what presence decisions need, at a cost that does not grow with
+    /// the template. `None` when the session does not exist or has expired.
+    async fn read_members(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionMembers>>;
+
+    /// Takes a seat for a new connection, in one atomic write: only if the session
+    /// exists, belongs to the tenant, has not expired and has a free seat. Clears the
+    /// session's pending expiry. Never more seats than `max_editors`, however many
+    /// race.
+    async fn join(&self, seat: &Seat) -> Result<JoinOutcome>;
+
+    /// The session a connection is in, if it is still stored.
+    async fn find_connection(&self, connection_id: &str) -> Result<Option<SessionId>>;
+
+    /// Marks a connection alive (a ping). `false` when it is gone or already stale:
+    /// a stale connection is not revived. One small write.
+    async fn touch(&self, id: &SessionId, connection_id: &str, now: Timestamp) -> Result<bool>;
+
+    /// Removes a connection with its locks and gives its seat back, atomically; the
+    /// last one out starts the session's countdown to erasure. `members` is what
+    /// the caller read last; the store reads again if it changed since.
+    async fn leave(
+        &self,
+        members: &SessionMembers,
+        connection_id: &str,
+        departure: Departure,
+        now: Timestamp,
+    ) -> Result<LeaveOutcome>;
+
+    /// Gives `lock.element` to `lock.connection_id` unless another present
+    /// connection holds it.
+    async fn take_lock(
+        &self,
+        members: &SessionMembers,
+        lock: &Lock,
+        now: Timestamp,
+    ) -> Result<LockOutcome>;
+
+    /// Sessions the sweeper must look at now, found through an index (never a Scan):
+    /// expired ones to erase and occupied ones whose presence check is due.
+    async fn sweep_due(&self, now: Timestamp, limit: usize) -> Result<Vec<SweepTask>>;
+
+    /// When the sweeper should next look for stale connections in an occupied session.
+    async fn schedule_presence_check(&self, id: &SessionId, at: Timestamp) -> Result<()>;
+
+    /// Deletes every item of a session that has expired by `now`; `false` (and
+    /// nothing deleted) when it has not, e.g. because somebody rejoined.
+    async fn erase_session(&self, id: &SessionId, now: Timestamp) -> Result<bool>;
+
     /// Stores a new API key; fails if that key exists already.
     async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<()>;
 
@@ -41,4 +94,58 @@ pub trait SessionStore: Send + Sync {
 
     /// Removes an API key; `false` when there was none.
     async fn revoke_api_key(&self, hash: &KeyHash) -> Result<bool>;
+}
+
+/// A seat request: this connection wants into this tenant's session.
+#[derive(Debug, Clone)]
+pub struct Seat {
+    pub session: SessionId,
+    pub tenant: TenantId,
+    pub connection: Connection,
+    pub max_editors: u32,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinOutcome {
+    Joined,
+    /// Missing, expired or another tenant's: all the same to the caller.
+    NotFound,
+    Full,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaveOutcome {
+    /// The connection was removed; these are its details as stored.
+    Left(Connection),
+    /// It was removed already (a late or repeated `$disconnect`), or, for a stale
+    /// departure, it pinged in time.
+    NotThere,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockOutcome {
+    Granted,
+    HeldBy(Lock),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SweepTask {
+    Erase(SessionId),
+    CheckPresence(SessionId),
+}
+
+/// How often a write that lost a race (a transaction conflict, or a condition that
+/// depended on what was read) is tried again before the caller gets 5100/5600.
+pub const RACE_ATTEMPTS: usize = 12;
+
+/// Jittered exponential backoff between attempts of a write that lost a race.
+pub async fn backoff(attempt: usize) {
+    let cap_ms = (5u64 << attempt.min(6)).min(250);
+    let mut byte = [0u8; 2];
+    let jitter = match getrandom::fill(&mut byte) {
+        Ok(()) => u64::from(u16::from_le_bytes(byte)) % cap_ms.max(1),
+        Err(_) => cap_ms / 2,
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(jitter + 1)).await;
 }

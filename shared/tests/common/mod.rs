@@ -8,7 +8,8 @@ use std::sync::Arc;
 use coedit::App;
 use coedit::auth::{ApiKeyRecord, KeyHash, Plan, generate_api_key};
 use coedit::clock::{Clock, ManualClock};
-use coedit::config::Config;
+use coedit::config::{Config, SigningSecret};
+use coedit::notify::LocalConnections;
 use coedit::session::TenantId;
 use coedit::store::dynamo::schema::TableDefinition;
 use coedit::store::{DynamoStore, MemoryStore, SessionStore};
@@ -91,18 +92,48 @@ pub struct TestApp {
     pub app: Arc<App>,
     pub clock: Arc<ManualClock>,
     pub store: TestStore,
+    /// The connections the app pushes to, as the local stack keeps them.
+    pub hub: Arc<LocalConnections>,
     /// A key of tenant `acme` on the large plan.
     pub api_key: String,
 }
 
+/// The join token secret of test apps (random per run; tests that forge tokens
+/// read it from here).
+pub fn test_secret() -> SigningSecret {
+    static SECRET: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    let bytes = SECRET.get_or_init(|| {
+        (0..4)
+            .flat_map(|_| uuid::Uuid::new_v4().into_bytes())
+            .collect()
+    });
+    SigningSecret::new(bytes.clone()).unwrap()
+}
+
+pub const TEST_WEBSOCKET_URL: &str = "wss://abc123.execute-api.eu-west-1.amazonaws.com/prod";
+
+pub fn test_config() -> Config {
+    Config {
+        join_token_secret: Some(test_secret()),
+        websocket_url: Some(TEST_WEBSOCKET_URL.into()),
+        ..Config::default()
+    }
+}
+
 impl TestApp {
     pub async fn new(store: TestStore) -> TestApp {
+        TestApp::with_config(store, test_config()).await
+    }
+
+    pub async fn with_config(store: TestStore, config: Config) -> TestApp {
         let clock = Arc::new(ManualClock::starting_now());
-        let app = Arc::new(App::new(Config::default(), store.store(), clock.clone()));
+        let hub = Arc::new(LocalConnections::new());
+        let app = Arc::new(App::new(config, store.store(), hub.clone(), clock.clone()));
         let t = TestApp {
             app,
             clock,
             store,
+            hub,
             api_key: String::new(),
         };
         let api_key = t.add_key("acme", Plan::Large).await;
@@ -145,6 +176,18 @@ impl Event {
             route_key: "POST /v1/coedit/session",
             path: "/v1/coedit/session".into(),
             path_parameters: None,
+            headers: bearer(api_key),
+            body: Some(body.into()),
+            base64: false,
+        }
+    }
+
+    pub fn join_session(api_key: Option<&str>, id: &str, body: impl Into<Vec<u8>>) -> Event {
+        Event {
+            method: "POST",
+            route_key: "POST /v1/coedit/session/{id}/join",
+            path: format!("/v1/coedit/session/{id}/join"),
+            path_parameters: Some(json!({ "id": id })),
             headers: bearer(api_key),
             body: Some(body.into()),
             base64: false,

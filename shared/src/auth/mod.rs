@@ -1,4 +1,5 @@
-//! API keys: who is calling, for which tenant, on which plan.
+//! Credentials: API keys (who is calling, for which tenant, on which plan) and join
+//! tokens (`join_token`: one user in one session, for browsers).
 //!
 //! A key is shown once when created and stored only as its SHA-256, so a leaked
 //! table does not leak keys. The stored hash is compared in constant time.
@@ -17,6 +18,10 @@ use crate::config::Config;
 use crate::error::{Code, Error, Result};
 use crate::session::TenantId;
 use crate::store::SessionStore;
+
+pub mod join_token;
+
+pub use join_token::JoinGrant;
 
 const KEY_PREFIX: &str = "ck_";
 
@@ -145,6 +150,11 @@ impl Caller {
         }
         Ok(())
     }
+}
+
+/// Whether a bearer credential is an API key (`ck_…`) rather than a join token.
+pub fn is_api_key(credential: &str) -> bool {
+    credential.starts_with(KEY_PREFIX)
 }
 
 /// The bearer credential of an `Authorization` header value.

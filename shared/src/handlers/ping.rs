@@ -1,0 +1,57 @@
+//! `ping`: the heartbeat. Marks the connection alive with one small write, answers
+//! `pong` with the session's version, and drops members that went stale. A
+//! connection that was itself dropped, or went stale, is told so (5300) and closed.
+
+use super::presence::{close_with, depart, drop_stale, stale_error};
+use super::websocket::{WebSocketEvent, WebSocketResponse, body, connection_id, ok, refuse, reply};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::session::message::{ClientMessage, ServerMessage};
+use crate::session::presence::Departure;
+
+pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
+    match ping(app, &event).await {
+        Ok(response) => response,
+        Err(e) => reply(&ServerMessage::error(&e)),
+    }
+}
+
+async fn ping(app: &App, event: &WebSocketEvent) -> Result<WebSocketResponse> {
+    let connection_id = match connection_id(event) {
+        Ok(id) => id,
+        Err(e) => return Ok(refuse(&e)),
+    };
+    // A malformed ping changes nothing, not even the heartbeat.
+    let ClientMessage::Ping {} = ClientMessage::parse(&body(event)?)?;
+
+    let now = app.now();
+    let Some(session) = app.session_of(connection_id).await? else {
+        close_with(app, connection_id, &dropped_error()).await;
+        return Ok(ok());
+    };
+    let alive = app.store.touch(&session, connection_id, now).await?;
+    let members = app.store.read_members(&session, now).await?;
+    if !alive {
+        // Dropped already, or stale and not yet dropped: either way, not present.
+        match members {
+            Some(m) if m.connection(connection_id).is_some() => {
+                depart(app, m, connection_id, Departure::Stale).await?;
+            }
+            _ => close_with(app, connection_id, &dropped_error()).await,
+        }
+        return Ok(ok());
+    }
+    let Some(members) = members else {
+        return Err(Error::session_not_found());
+    };
+    drop_stale(app, &members).await?;
+    Ok(reply(&ServerMessage::Pong {
+        version: members.session.version,
+    }))
+}
+
+fn dropped_error() -> Error {
+    let mut e = stale_error();
+    e.detail = "this connection is not in a session any more; reconnect to rejoin".into();
+    e
+}

@@ -1,0 +1,106 @@
+//! Presence as the handlers carry it out: announcing joins and departures to the
+//! users present, and dropping connections that left, went stale or are gone.
+//! Shared by `connect`, `disconnect`, `ping` and `sweeper`.
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::notify::{self, Delivery};
+use crate::session::message::{Change, ChangeKind, ServerMessage, SessionData};
+use crate::session::presence::{Departure, after_departure};
+use crate::session::{SessionMembers, User};
+use crate::store::LeaveOutcome;
+
+/// Sends a session change (seed shape) to every present connection but `skip`.
+/// Returns the connections API Gateway reported gone.
+pub async fn announce(
+    app: &App,
+    members: &SessionMembers,
+    kind: ChangeKind,
+    user: &User,
+    skip: Option<&str>,
+) -> Vec<String> {
+    let now = app.now();
+    let message = ServerMessage::SessionChange {
+        change: Change { kind, value: user },
+        session_data: SessionData {
+            users: members.users_by_connection(now),
+        },
+    }
+    .to_json();
+    let targets: Vec<&str> = members
+        .present(now)
+        .map(|c| c.id.as_str())
+        .filter(|id| Some(*id) != skip)
+        .collect();
+    notify::broadcast(app.notifier.as_ref(), &targets, &message).await
+}
+
+/// Removes a connection from the session and tells the others (`USER_LEFT`). A
+/// stale connection is first told why (5300) and then closed. Connections found
+/// gone while announcing are dropped the same way, until none is left to drop.
+/// Returns how many connections were dropped.
+pub async fn depart(
+    app: &App,
+    mut members: SessionMembers,
+    connection_id: &str,
+    departure: Departure,
+) -> Result<usize> {
+    let mut work = vec![(connection_id.to_owned(), departure)];
+    let mut dropped = 0;
+    while let Some((id, departure)) = work.pop() {
+        let now = app.now();
+        let left = match app.store.leave(&members, &id, departure, now).await? {
+            LeaveOutcome::NotThere => continue,
+            LeaveOutcome::Left(left) => left,
+        };
+        dropped += 1;
+        app.forget_connection(&id);
+        tracing::info!(session = %members.session.id, connection = %id, ?departure, "connection dropped");
+        let (seats, expires_at) = after_departure(&members.session, now);
+        members.session.seats = seats;
+        members.session.expires_at = expires_at;
+        members.connections.retain(|c| c.id != id);
+        members.locks.retain(|l| l.connection_id != id);
+
+        if departure == Departure::Stale {
+            close_with(app, &id, &stale_error()).await;
+        }
+        let gone = announce(app, &members, ChangeKind::UserLeft, &left.user, None).await;
+        work.extend(gone.into_iter().map(|g| (g, Departure::Left)));
+    }
+    Ok(dropped)
+}
+
+/// Drops every stale connection of a session: done whenever a session is touched,
+/// and by the sweeper for sessions nobody touches.
+pub async fn drop_stale(app: &App, members: &SessionMembers) -> Result<usize> {
+    let now = app.now();
+    let stale: Vec<String> = members.stale(now).map(|c| c.id.clone()).collect();
+    let mut dropped = 0;
+    let mut members = members.clone();
+    for id in stale {
+        dropped += depart(app, members.clone(), &id, Departure::Stale).await?;
+        members.connections.retain(|c| c.id != id);
+        members.locks.retain(|l| l.connection_id != id);
+        members.session.seats = members.session.seats.saturating_sub(1);
+    }
+    Ok(dropped)
+}
+
+/// Tells a connection why it is being closed, then closes it. Best effort: it may
+/// be gone already.
+pub async fn close_with(app: &App, connection_id: &str, err: &Error) {
+    let message = ServerMessage::error(err).to_json();
+    if let Ok(Delivery::Sent) = app.notifier.post(connection_id, &message).await {
+        if let Err(e) = app.notifier.close(connection_id).await {
+            tracing::warn!(detail = %e.detail, "closing a connection failed");
+        }
+    }
+}
+
+pub fn stale_error() -> Error {
+    Error::new(
+        crate::error::Code::ConnectionLost,
+        "no ping for 50 seconds: the connection was dropped; reconnect to rejoin",
+    )
+}

@@ -1,0 +1,103 @@
+//! The sweeper, run every minute: erases sessions that expired and drops stale
+//! connections from occupied sessions that nobody touches (every client gone
+//! without a `$disconnect`). It finds its work through the store's sweep index,
+//! never by scanning.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use super::presence::drop_stale;
+use crate::app::App;
+use crate::error::Result;
+use crate::session::HEARTBEAT_TIMEOUT;
+use crate::session::presence::PRESENCE_CHECK_INTERVAL;
+use crate::store::SweepTask;
+
+/// Sessions handled per batch; a run goes on until nothing is due.
+const BATCH: usize = 100;
+
+/// The most batches one run handles, so a run ends well inside its timeout.
+const MAX_BATCHES: usize = 50;
+
+/// The schedule's event; its contents do not matter.
+pub type ScheduleEvent = serde_json::Value;
+
+/// What a run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SweepReport {
+    pub erased: usize,
+    pub checked: usize,
+    pub dropped: usize,
+    pub failed: usize,
+}
+
+pub async fn run(app: &App) -> SweepReport {
+    let mut report = SweepReport::default();
+    for _ in 0..MAX_BATCHES {
+        let due = match app.store.sweep_due(app.now(), BATCH).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!(detail = %e.detail, "listing sessions to sweep failed");
+                report.failed += 1;
+                break;
+            }
+        };
+        let count = due.len();
+        let done = join_all(due.iter().map(|task| sweep(app, task))).await;
+        for outcome in done {
+            match outcome {
+                Ok(r) => {
+                    report.erased += r.erased;
+                    report.checked += r.checked;
+                    report.dropped += r.dropped;
+                }
+                Err(e) => {
+                    tracing::error!(detail = %e.detail, "sweeping a session failed");
+                    report.failed += 1;
+                }
+            }
+        }
+        // A task that could not be finished stays due; stop rather than spin on it.
+        if count < BATCH || report.failed > 0 {
+            break;
+        }
+    }
+    tracing::info!(?report, "sweep done");
+    report
+}
+
+async fn sweep(app: &App, task: &SweepTask) -> Result<SweepReport> {
+    let now = app.now();
+    let mut report = SweepReport::default();
+    match task {
+        SweepTask::Erase(id) => {
+            if app.store.erase_session(id, now).await? {
+                tracing::info!(session = %id, "expired session erased");
+                report.erased = 1;
+            }
+        }
+        SweepTask::CheckPresence(id) => {
+            report.checked = 1;
+            let Some(members) = app.store.read_members(id, now).await? else {
+                return Ok(report);
+            };
+            report.dropped = drop_stale(app, &members).await?;
+            // Look again when the first of the remaining connections could go stale.
+            let next = members
+                .present(now)
+                .map(|c| c.last_seen.plus(HEARTBEAT_TIMEOUT))
+                .min()
+                .map_or(now.plus(PRESENCE_CHECK_INTERVAL), |at| {
+                    at.max(now.plus(MIN_RECHECK))
+                });
+            if report.dropped < members.connections.len() {
+                app.store.schedule_presence_check(id, next).await?;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The sweeper runs once a minute; looking sooner than this gains nothing.
+const MIN_RECHECK: Duration = Duration::from_secs(10);

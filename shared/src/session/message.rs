@@ -1,0 +1,188 @@
+//! WebSocket messages (PROTOCOL.md, "WebSocket"): what clients send, parsed with an
+//! answer that says what is wrong and where, and what the server sends, in the
+//! seed shapes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{User, Version};
+use crate::error::{Error, Result};
+
+/// API Gateway refuses larger messages; anything bigger never reaches a function.
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+
+/// A message from a client, selected by its `action`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum ClientMessage {
+    Ping {},
+}
+
+impl ClientMessage {
+    pub fn parse(body: &str) -> Result<ClientMessage> {
+        if body.len() > MAX_MESSAGE_BYTES {
+            return Err(Error::too_large(format!(
+                "the message has {} bytes; at most {MAX_MESSAGE_BYTES} are accepted",
+                body.len()
+            )));
+        }
+        match body.trim_start().as_bytes().first() {
+            None => return Err(Error::malformed("the message is empty")),
+            Some(b'{') => {}
+            Some(_) => {
+                return Err(Error::malformed(
+                    "message: must be a JSON object with an \"action\"",
+                ));
+            }
+        }
+        let mut de = serde_json::Deserializer::from_str(body);
+        let message = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." || path.is_empty() {
+                Error::malformed(format!("message: {inner}"))
+            } else {
+                Error::malformed(format!("{path}: {inner}"))
+            }
+        })?;
+        de.end()
+            .map_err(|e| Error::malformed(format!("message: {e}")))?;
+        Ok(message)
+    }
+}
+
+/// The kinds of session change (seed: the SDK's `onSessionChange`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ChangeKind {
+    UserJoined,
+    UserLeft,
+    Locked,
+    Unlocked,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Change<'a> {
+    #[serde(rename = "type")]
+    pub kind: ChangeKind,
+    pub value: &'a User,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionData<'a> {
+    /// Present users keyed by connection id.
+    pub users: BTreeMap<&'a str, &'a User>,
+}
+
+/// A message from the server.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerMessage<'a> {
+    Pong {
+        version: Version,
+    },
+    #[serde(rename_all = "camelCase")]
+    SessionChange {
+        change: Change<'a>,
+        session_data: SessionData<'a>,
+    },
+    Error {
+        code: u16,
+        message: &'static str,
+        detail: &'a str,
+        recoverable: bool,
+    },
+}
+
+impl ServerMessage<'_> {
+    pub fn error(err: &Error) -> ServerMessage<'_> {
+        ServerMessage::Error {
+            code: err.code.number(),
+            message: err.code.message(),
+            detail: &err.detail,
+            recoverable: err.code.recoverable(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Plain structs, strings and maps: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn session_change_has_the_seed_shape() {
+        let ann = User {
+            user_id: "johndoe".into(),
+            username: "John Doe".into(),
+            user_color: "#c0ffee".into(),
+        };
+        let msg = ServerMessage::SessionChange {
+            change: Change {
+                kind: ChangeKind::UserJoined,
+                value: &ann,
+            },
+            session_data: SessionData {
+                users: BTreeMap::from([("668bf8aa", &ann)]),
+            },
+        };
+        assert_eq!(
+            msg.to_json(),
+            r##"{"type":"sessionChange","change":{"type":"USER_JOINED","value":{"userId":"johndoe","username":"John Doe","userColor":"#c0ffee"}},"sessionData":{"users":{"668bf8aa":{"userId":"johndoe","username":"John Doe","userColor":"#c0ffee"}}}}"##
+        );
+    }
+
+    #[test]
+    fn pong_and_error_shapes() {
+        let pong: serde_json::Value = serde_json::from_str(
+            &ServerMessage::Pong {
+                version: Version(7),
+            }
+            .to_json(),
+        )
+        .unwrap();
+        assert_eq!(pong, json!({"type": "pong", "version": 7}));
+        let err = Error::malformed("action: unknown");
+        let v: serde_json::Value =
+            serde_json::from_str(&ServerMessage::error(&err).to_json()).unwrap();
+        assert_eq!(
+            v,
+            json!({"type": "error", "code": 4000, "message": "Malformed message.",
+                   "detail": "action: unknown", "recoverable": false})
+        );
+    }
+
+    #[test]
+    fn client_messages_parse_or_say_what_is_wrong() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"action":"ping"}"#).unwrap(),
+            ClientMessage::Ping {}
+        );
+        let cases = [
+            ("", "empty"),
+            ("ping", "JSON object"),
+            ("[1]", "JSON object"),
+            (r#"{"action":"ping""#, "EOF"),
+            (r#"{"nothing":1}"#, "missing field `action`"),
+            (r#"{"action":"dance"}"#, "unknown variant `dance`"),
+            (r#"{"action":7}"#, "action"),
+            (r#"{"action":"ping"} {}"#, "trailing"),
+        ];
+        for (body, expected) in cases {
+            let e = ClientMessage::parse(body).unwrap_err();
+            assert_eq!(e.code.number(), 4000, "{body}");
+            assert!(e.detail.contains(expected), "{body}: {}", e.detail);
+        }
+        let big = format!(
+            r#"{{"action":"ping","x":"{}"}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(ClientMessage::parse(&big).unwrap_err().code.number(), 4013);
+    }
+}

@@ -1,0 +1,150 @@
+//! Presence rules: who counts as present, who is stale, who holds what, and what a
+//! departure does to the session. Pure: the store applies these decisions with
+//! conditional writes, the handlers announce them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{Connection, EMPTY_SESSION_LIFETIME, HEARTBEAT_TIMEOUT, Lock, Session, User};
+use crate::clock::Timestamp;
+
+/// A session's head with every connection stored for it (present or stale, until
+/// dropped) and its locks: what joining, leaving and pinging decide on.
+#[derive(Debug, Clone)]
+pub struct SessionMembers {
+    pub session: Session,
+    pub connections: Vec<Connection>,
+    pub locks: Vec<Lock>,
+}
+
+impl SessionMembers {
+    pub fn connection(&self, id: &str) -> Option<&Connection> {
+        self.connections.iter().find(|c| c.id == id)
+    }
+
+    pub fn present(&self, now: Timestamp) -> impl Iterator<Item = &Connection> {
+        self.connections.iter().filter(move |c| c.is_present(now))
+    }
+
+    /// Connections that stopped pinging: listed nowhere, to be dropped.
+    pub fn stale(&self, now: Timestamp) -> impl Iterator<Item = &Connection> {
+        self.connections.iter().filter(move |c| !c.is_present(now))
+    }
+
+    pub fn locks_held_by<'a>(&'a self, connection_id: &'a str) -> impl Iterator<Item = &'a Lock> {
+        self.locks
+            .iter()
+            .filter(move |l| l.connection_id == connection_id)
+    }
+
+    /// Present users keyed by connection id: `sessionData.users` of the seed shape.
+    pub fn users_by_connection(&self, now: Timestamp) -> BTreeMap<&str, &User> {
+        self.present(now)
+            .map(|c| (c.id.as_str(), &c.user))
+            .collect()
+    }
+}
+
+/// How long after a join (or its last check) the sweeper looks for stale
+/// connections in an occupied session that nobody touches.
+pub const PRESENCE_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Why a connection leaves a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// It said goodbye (`$disconnect`) or API Gateway reported it gone (410).
+    Left,
+    /// It stopped pinging. Dropped only if it is still silent when the write lands,
+    /// so a ping racing the drop wins.
+    Stale,
+}
+
+/// The oldest `lastSeen` a connection may have and still be present at `now`.
+pub fn presence_cutoff(now: Timestamp) -> Timestamp {
+    now.minus(HEARTBEAT_TIMEOUT)
+}
+
+/// A session's seat count and expiry once one of its seats is given back: the last
+/// one out starts the countdown to erasure.
+pub fn after_departure(session: &Session, now: Timestamp) -> (u32, Option<Timestamp>) {
+    let seats = session.seats.saturating_sub(1);
+    let expires_at = (seats == 0).then(|| now.plus(EMPTY_SESSION_LIFETIME));
+    (seats, expires_at)
+}
+
+/// Whether one more connection fits under the plan's limit.
+pub fn has_free_seat(session: &Session, max_editors: u32) -> bool {
+    session.seats < max_editors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{SessionId, TenantId, Version};
+
+    fn session(seats: u32) -> Session {
+        Session {
+            id: SessionId::generate(),
+            tenant: TenantId::parse("t").unwrap(),
+            version: Version(3),
+            created_at: Timestamp(0),
+            expires_at: None,
+            seats,
+        }
+    }
+
+    fn connection(id: &str, last_seen: i64) -> Connection {
+        Connection {
+            id: id.into(),
+            user: User {
+                user_id: format!("user-{id}"),
+                username: id.into(),
+                user_color: "#000".into(),
+            },
+            connected_at: Timestamp(0),
+            last_seen: Timestamp(last_seen),
+        }
+    }
+
+    #[test]
+    fn the_last_one_out_starts_the_countdown() {
+        let now = Timestamp(100_000);
+        assert_eq!(after_departure(&session(3), now), (2, None));
+        assert_eq!(
+            after_departure(&session(1), now),
+            (0, Some(now.plus(Duration::from_secs(60))))
+        );
+    }
+
+    #[test]
+    fn seats_are_counted_against_the_plan() {
+        assert!(has_free_seat(&session(4), 5));
+        assert!(!has_free_seat(&session(5), 5));
+        assert!(!has_free_seat(&session(0), 0));
+    }
+
+    #[test]
+    fn stale_members_are_listed_nowhere() {
+        let now = Timestamp(100_000);
+        let members = SessionMembers {
+            session: session(2),
+            connections: vec![
+                connection("a", now.millis() - 49_999),
+                connection("b", now.millis() - 50_000),
+            ],
+            locks: vec![Lock {
+                element: "row-1".into(),
+                connection_id: "b".into(),
+                user: connection("b", 0).user,
+                since: Timestamp(0),
+            }],
+        };
+        let users = members.users_by_connection(now);
+        assert_eq!(users.keys().copied().collect::<Vec<_>>(), ["a"]);
+        let stale: Vec<_> = members.stale(now).map(|c| c.id.as_str()).collect();
+        assert_eq!(stale, ["b"]);
+        assert_eq!(members.locks_held_by("b").count(), 1);
+        assert_eq!(members.locks_held_by("a").count(), 0);
+        assert_eq!(presence_cutoff(now), Timestamp(50_000));
+    }
+}
