@@ -24,6 +24,6 @@ async fn disconnect(app: &App, event: &WebSocketEvent) -> Result<()> {
     let Some(members) = app.store.read_members(&session, app.now()).await? else {
         return Ok(());
     };
-    depart(app, members, connection_id, Departure::Left).await?;
+    depart(app, members, connection_id, Departure::Left, None).await?;
     Ok(())
 }

@@ -3,19 +3,13 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::http::{authorization, body_bytes, json_response, parse_json_object, respond, to_json};
 use crate::app::App;
 use crate::auth::{JoinGrant, join_token};
 use crate::error::{Code, Error, Result};
 use crate::session::{self, SessionId, User};
-
-#[derive(Debug, Deserialize)]
-struct JoinRequest {
-    #[serde(flatten)]
-    user: User,
-}
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -44,8 +38,9 @@ async fn join(app: &App, req: &Request) -> Result<Response<Body>> {
         .first("id")
         .and_then(SessionId::parse)
         .ok_or_else(Error::session_not_found)?;
-    let body: JoinRequest = parse_json_object(body_bytes(req, app.config.max_body_bytes)?)?;
-    session::check_user(&body.user)?;
+    // The body is the user as others will see them: `{userId, username, userColor}`.
+    let user: User = parse_json_object(body_bytes(req, app.config.max_body_bytes)?)?;
+    session::check_user(&user)?;
 
     let now = app.now();
     let members = app
@@ -69,7 +64,7 @@ async fn join(app: &App, req: &Request) -> Result<Response<Body>> {
     let grant = JoinGrant {
         tenant: caller.tenant,
         session: id,
-        user: body.user,
+        user,
         max_editors: caller.max_editors,
         expires_at: now.plus(app.config.join_token_ttl),
     };

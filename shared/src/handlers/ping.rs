@@ -35,7 +35,7 @@ async fn ping(app: &App, event: &WebSocketEvent) -> Result<WebSocketResponse> {
         // Dropped already, or stale and not yet dropped: either way, not present.
         match members {
             Some(m) if m.connection(connection_id).is_some() => {
-                depart(app, m, connection_id, Departure::Stale).await?;
+                depart(app, m, connection_id, Departure::Stale, None).await?;
             }
             _ => close_with(app, connection_id, &dropped_error()).await,
         }

@@ -38,12 +38,14 @@ pub async fn announce(
 /// Removes a connection from the session and tells the others (`USER_LEFT`). A
 /// stale connection is first told why (5300) and then closed. Connections found
 /// gone while announcing are dropped the same way, until none is left to drop.
-/// Returns how many connections were dropped.
+/// `newcomer` is a connection inside its own `$connect`, which cannot be posted to
+/// yet (it would answer Gone). Returns how many connections were dropped.
 pub async fn depart(
     app: &App,
     mut members: SessionMembers,
     connection_id: &str,
     departure: Departure,
+    newcomer: Option<&str>,
 ) -> Result<usize> {
     let mut work = vec![(connection_id.to_owned(), departure)];
     let mut dropped = 0;
@@ -65,7 +67,7 @@ pub async fn depart(
         if departure == Departure::Stale {
             close_with(app, &id, &stale_error()).await;
         }
-        let gone = announce(app, &members, ChangeKind::UserLeft, &left.user, None).await;
+        let gone = announce(app, &members, ChangeKind::UserLeft, &left.user, newcomer).await;
         work.extend(gone.into_iter().map(|g| (g, Departure::Left)));
     }
     Ok(dropped)
@@ -79,7 +81,7 @@ pub async fn drop_stale(app: &App, members: &SessionMembers) -> Result<usize> {
     let mut dropped = 0;
     let mut members = members.clone();
     for id in stale {
-        dropped += depart(app, members.clone(), &id, Departure::Stale).await?;
+        dropped += depart(app, members.clone(), &id, Departure::Stale, None).await?;
         members.connections.retain(|c| c.id != id);
         members.locks.retain(|l| l.connection_id != id);
         members.session.seats = members.session.seats.saturating_sub(1);

@@ -2,6 +2,8 @@
 //! API Gateway HTTP API events, and the fixture templates from `../shared/fixtures`.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -138,6 +140,32 @@ impl TestApp {
         };
         let api_key = t.add_key("acme", Plan::Large).await;
         TestApp { api_key, ..t }
+    }
+
+    /// A new session of tenant `acme` from the hackathon fixture; its id.
+    pub async fn create_session(&self) -> String {
+        let body = serde_json::to_vec(
+            &json!({"template": fixture("hackathon-playground-template.json"), "userid": "host"}),
+        )
+        .unwrap();
+        let res = call(
+            &self.app,
+            coedit::handlers::create_session::handle,
+            Event::create_session(Some(&self.api_key), body),
+        )
+        .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        res.json()["sessionId"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /v1/coedit/session/{id}` with `credential` (an API key or a join token).
+    pub async fn get(&self, credential: &str, id: &str) -> Answer {
+        call(
+            &self.app,
+            coedit::handlers::get_session::handle,
+            Event::get_session(Some(credential), id),
+        )
+        .await
     }
 
     pub async fn add_key(&self, tenant: &str, plan: Plan) -> String {
