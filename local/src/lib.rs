@@ -1,6 +1,7 @@
 //! The local stack: coedit's routes on 127.0.0.1 around the same handlers the Lambda
 //! functions run, with the embedded store or any DynamoDB endpoint.
 
+pub mod connections;
 pub mod rest;
 
 use std::sync::Arc;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use coedit::clock::SystemClock;
-use coedit::config::Config;
+use coedit::config::{Config, SigningSecret};
 use coedit::{App, auth, telemetry};
 use tokio::net::TcpListener;
 
@@ -36,8 +36,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     telemetry::init_for_terminal();
     let args = Args::parse();
     let store = coedit_local::open_store(args.dynamodb_endpoint.as_deref(), &args.table).await?;
+    let mut config = Config::from_env()?;
+    if config.join_token_secret.is_none() {
+        // Tokens of this run only; set COEDIT_JOIN_TOKEN_SECRET to keep them valid
+        // across restarts.
+        config.join_token_secret =
+            Some(SigningSecret::new(auth::generate_api_key()?.into_bytes())?);
+    }
     let app = Arc::new(App::new(
-        Config::from_env()?,
+        config,
         store,
         Arc::new(coedit::notify::LocalConnections::new()),
         Arc::new(SystemClock),

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use coedit::App;
-use coedit::handlers::{create_session, get_session};
+use coedit::handlers::{create_session, get_session, join_session};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -43,6 +43,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> 
 enum Route {
     CreateSession,
     GetSession(String),
+    JoinSession(String),
 }
 
 fn match_route(method: &Method, path: &str) -> Option<Route> {
@@ -51,6 +52,9 @@ fn match_route(method: &Method, path: &str) -> Option<Route> {
         (&Method::POST, ["v1", "coedit", "session"]) => Some(Route::CreateSession),
         (&Method::GET, ["v1", "coedit", "session", id]) if !id.is_empty() => {
             Some(Route::GetSession((*id).to_owned()))
+        }
+        (&Method::POST, ["v1", "coedit", "session", id, "join"]) if !id.is_empty() => {
+            Some(Route::JoinSession((*id).to_owned()))
         }
         _ => None,
     }
@@ -81,6 +85,10 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
         Route::GetSession(id) => {
             let params = HashMap::from([("id".to_owned(), id)]);
             get_session::handle(app, request.with_path_parameters(params)).await
+        }
+        Route::JoinSession(id) => {
+            let params = HashMap::from([("id".to_owned(), id)]);
+            join_session::handle(app, request.with_path_parameters(params)).await
         }
     };
     let (parts, body) = response.into_parts();
@@ -116,6 +124,10 @@ mod tests {
         assert!(matches!(
             match_route(&Method::GET, "/v1/coedit/session/abc"),
             Some(Route::GetSession(id)) if id == "abc"
+        ));
+        assert!(matches!(
+            match_route(&Method::POST, "/v1/coedit/session/abc/join"),
+            Some(Route::JoinSession(id)) if id == "abc"
         ));
         assert!(match_route(&Method::GET, "/v1/coedit/session/").is_none());
         assert!(match_route(&Method::PUT, "/v1/coedit/session").is_none());

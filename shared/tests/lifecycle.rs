@@ -59,7 +59,12 @@ async fn presence_for_one_to_twenty_users(store: TestStore) {
         let present: Vec<&Client> = clients.iter().chain([&newcomer]).collect();
         let expected = session_change("USER_JOINED", &newcomer, &present);
         for c in &mut clients {
-            assert_eq!(c.received(), [expected.clone()], "client {}", c.id);
+            assert_eq!(
+                c.received(),
+                std::slice::from_ref(&expected),
+                "client {}",
+                c.id
+            );
         }
         clients.push(newcomer);
         let got = t.get(&t.api_key, &id).await.json();
@@ -74,7 +79,7 @@ async fn presence_for_one_to_twenty_users(store: TestStore) {
         let present: Vec<&Client> = clients.iter().collect();
         let expected = session_change("USER_LEFT", &leaving, &present);
         for c in &mut clients {
-            assert_eq!(c.received(), [expected.clone()]);
+            assert_eq!(c.received(), std::slice::from_ref(&expected));
         }
         assert_eq!(seats(&t, &id).await, Some(clients.len() as u32));
     }

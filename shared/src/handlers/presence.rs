@@ -93,10 +93,10 @@ pub async fn drop_stale(app: &App, members: &SessionMembers) -> Result<usize> {
 /// be gone already.
 pub async fn close_with(app: &App, connection_id: &str, err: &Error) {
     let message = ServerMessage::error(err).to_json();
-    if let Ok(Delivery::Sent) = app.notifier.post(connection_id, &message).await {
-        if let Err(e) = app.notifier.close(connection_id).await {
-            tracing::warn!(detail = %e.detail, "closing a connection failed");
-        }
+    if let Ok(Delivery::Sent) = app.notifier.post(connection_id, &message).await
+        && let Err(e) = app.notifier.close(connection_id).await
+    {
+        tracing::warn!(detail = %e.detail, "closing a connection failed");
     }
 }
 
