@@ -41,20 +41,20 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> 
 }
 
 enum Route {
-    CreateSession,
-    GetSession(String),
-    JoinSession(String),
+    Create,
+    Get(String),
+    Join(String),
 }
 
 fn match_route(method: &Method, path: &str) -> Option<Route> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
-        (&Method::POST, ["v1", "coedit", "session"]) => Some(Route::CreateSession),
+        (&Method::POST, ["v1", "coedit", "session"]) => Some(Route::Create),
         (&Method::GET, ["v1", "coedit", "session", id]) if !id.is_empty() => {
-            Some(Route::GetSession((*id).to_owned()))
+            Some(Route::Get((*id).to_owned()))
         }
         (&Method::POST, ["v1", "coedit", "session", id, "join"]) if !id.is_empty() => {
-            Some(Route::JoinSession((*id).to_owned()))
+            Some(Route::Join((*id).to_owned()))
         }
         _ => None,
     }
@@ -81,12 +81,12 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let request = lambda_http::Request::from_parts(parts, body);
 
     let response = match route {
-        Route::CreateSession => create_session::handle(app, request).await,
-        Route::GetSession(id) => {
+        Route::Create => create_session::handle(app, request).await,
+        Route::Get(id) => {
             let params = HashMap::from([("id".to_owned(), id)]);
             get_session::handle(app, request.with_path_parameters(params)).await
         }
-        Route::JoinSession(id) => {
+        Route::Join(id) => {
             let params = HashMap::from([("id".to_owned(), id)]);
             join_session::handle(app, request.with_path_parameters(params)).await
         }
@@ -119,15 +119,15 @@ mod tests {
     fn routes_like_the_http_api() {
         assert!(matches!(
             match_route(&Method::POST, "/v1/coedit/session"),
-            Some(Route::CreateSession)
+            Some(Route::Create)
         ));
         assert!(matches!(
             match_route(&Method::GET, "/v1/coedit/session/abc"),
-            Some(Route::GetSession(id)) if id == "abc"
+            Some(Route::Get(id)) if id == "abc"
         ));
         assert!(matches!(
             match_route(&Method::POST, "/v1/coedit/session/abc/join"),
-            Some(Route::JoinSession(id)) if id == "abc"
+            Some(Route::Join(id)) if id == "abc"
         ));
         assert!(match_route(&Method::GET, "/v1/coedit/session/").is_none());
         assert!(match_route(&Method::PUT, "/v1/coedit/session").is_none());
