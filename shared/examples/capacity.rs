@@ -1,5 +1,6 @@
 //! Prints the DynamoDB requests and capacity units that create and get use for each
-//! fixture template and a synthetic 1.5 MB one, as DynamoDB Local reports them.
+//! fixture template and a synthetic 1.5 MB one, and what connect, ping, disconnect
+//! and the sweeper use as sessions fill up, as DynamoDB Local reports them.
 //!
 //! `COEDIT_TEST_DYNAMODB_ENDPOINT=http://127.0.0.1:8000 cargo run --release -p coedit-shared --example capacity`
 
@@ -14,6 +15,11 @@ use serde_json::json;
 
 #[tokio::main]
 async fn main() {
+    rest().await;
+    lifecycle().await;
+}
+
+async fn rest() {
     let store = TestStore::dynamo().await;
     let TestStore::Dynamo(dynamo) = &store else {
         unreachable!()
@@ -64,4 +70,99 @@ async fn main() {
             read.read_units,
         );
     }
+}
+
+async fn lifecycle() {
+    use common::ws::user;
+    use std::time::Duration;
+
+    let store = TestStore::dynamo().await;
+    let TestStore::Dynamo(dynamo) = &store else {
+        unreachable!()
+    };
+    let meter = dynamo.meter().clone();
+    let t = TestApp::new(store.clone()).await;
+    let show = |what: &str, present: usize, c: coedit::store::dynamo::Capacity| {
+        println!(
+            "| {what} | {present} | {}, {:.1} | {}, {:.1} |",
+            c.read_requests, c.read_units, c.write_requests, c.write_units
+        );
+    };
+    println!();
+    println!("| operation | users present before | reads: requests, RCU | writes: requests, WCU |");
+    println!("|---|---:|---|---|");
+    let id = t.create_session().await;
+    let mut clients = Vec::new();
+    for n in 0..20 {
+        let token = t.join_token(&id, &user(n)).await;
+        let before = meter.totals();
+        let (res, client) = t.open(Some(&token)).await;
+        assert_eq!(res.status_code, 200);
+        if [0, 1, 9, 19].contains(&n) {
+            show("connect", n, meter.totals() - before);
+        }
+        clients.push(client.unwrap());
+    }
+    // A fresh instance does not know the connection yet: one lookup more.
+    let cold = coedit::App::new(test_config(), store.store(), t.hub.clone(), t.clock.clone());
+    let before = meter.totals();
+    let ping = r#"{"action":"ping"}"#;
+    let event = common::ws::ws_event("ping", &clients[0].id, None, Some(ping));
+    coedit::handlers::ping::handle(&cold, event).await;
+    show("ping (cold instance)", 20, meter.totals() - before);
+    let before = meter.totals();
+    t.ping(&clients[0]).await;
+    show("ping (warm instance)", 20, meter.totals() - before);
+    while clients.len() > 1 {
+        let c = clients.pop().unwrap();
+        let present = clients.len() + 1;
+        let before = meter.totals();
+        t.disconnect(&c).await;
+        if [20, 10, 2].contains(&present) {
+            show("disconnect", present, meter.totals() - before);
+        }
+    }
+    // The last one goes silent: the sweeper drops them, then erases the session.
+    t.hub.forget(&clients[0].id);
+    t.clock.advance(Duration::from_secs(61));
+    let before = meter.totals();
+    let report = coedit::handlers::sweeper::run(&t.app).await;
+    show(
+        &format!("sweep: drop a stale user ({report:?})"),
+        1,
+        meter.totals() - before,
+    );
+    t.clock.advance(Duration::from_secs(60));
+    let before = meter.totals();
+    let report = coedit::handlers::sweeper::run(&t.app).await;
+    show(
+        &format!("sweep: erase the hackathon session ({report:?})"),
+        0,
+        meter.totals() - before,
+    );
+
+    let big =
+        serde_json::to_vec(&json!({"template": large_template(1_500_000), "userid": "u"})).unwrap();
+    let res = call(
+        &t.app,
+        create_session::handle,
+        Event::create_session(Some(&t.api_key), big),
+    )
+    .await;
+    assert_eq!(res.status, 201);
+    t.clock.advance(Duration::from_secs(60));
+    let before = meter.totals();
+    let report = coedit::handlers::sweeper::run(&t.app).await;
+    show(
+        &format!("sweep: erase a 1.5 MB session ({report:?})"),
+        0,
+        meter.totals() - before,
+    );
+    let before = meter.totals();
+    coedit::handlers::sweeper::run(&t.app).await;
+    show(
+        "sweep: nothing to do (one index query per shard and kind)",
+        0,
+        meter.totals() - before,
+    );
 }

@@ -270,11 +270,12 @@ async fn heartbeat_drops_the_silent_and_releases_their_locks(store: TestStore) {
         members.locks
     );
 
-    // Her own late ping is answered 5300 and changes nothing.
-    let writes = t.store.writes();
-    t.ping(&ann).await;
+    // Her own late ping is not a way back in: she is told again and stays out.
+    t.hub.open(&ann.id);
+    assert_eq!(t.ping(&ann).await.body, None);
     assert_eq!(seats(&t, &id).await, Some(1));
-    let _ = writes;
+    let got = t.get(&t.api_key, &id).await.json();
+    assert_eq!(got["users"].as_object().unwrap().len(), 1);
     // Her late $disconnect is a no-op: nobody hears about her twice.
     assert_eq!(t.disconnect(&ann).await.status_code, 200);
     assert!(bob.received().is_empty());
@@ -743,6 +744,49 @@ async fn a_ping_costs_one_write(store: TestStore) {
         assert_eq!(body_json(&t.ping(c).await)["type"], "pong");
     }
     assert_eq!(t.store.writes() - writes, clients.len() as u64);
+}
+
+/// What connect, ping and disconnect cost on DynamoDB, as it reports it: a ping is
+/// one small write; joining and leaving cost the same with 1 or 19 others present.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_lifecycle_costs_are_flat() {
+    let store = TestStore::dynamo().await;
+    let TestStore::Dynamo(dynamo) = &store else {
+        unreachable!()
+    };
+    let meter = dynamo.meter().clone();
+    let t = TestApp::new(store.clone()).await;
+    let id = t.create_session().await;
+    let mut connect_costs = Vec::new();
+    let mut clients = Vec::new();
+    for n in 0..20 {
+        let token = t.join_token(&id, &user(n)).await;
+        let before = meter.totals();
+        clients.push(t.open(Some(&token)).await.1.unwrap());
+        connect_costs.push(meter.totals() - before);
+    }
+    for c in &clients {
+        let before = meter.totals();
+        t.ping(c).await;
+        let cost = meter.totals() - before;
+        assert_eq!(cost.write_requests, 1, "{cost:?}");
+        assert!(cost.write_units <= 1.0, "{cost:?}");
+        assert_eq!(cost.read_requests, 1, "{cost:?}");
+    }
+    let mut disconnect_costs = Vec::new();
+    while clients.len() > 1 {
+        let before = meter.totals();
+        t.disconnect(&clients.pop().unwrap()).await;
+        disconnect_costs.push(meter.totals() - before);
+    }
+    // The 2nd and the 20th joiner pay the same; so do the 20th and the 2nd leaver.
+    let (second, twentieth) = (connect_costs[1], connect_costs[19]);
+    assert_eq!(second.write_requests, twentieth.write_requests);
+    assert_eq!(second.write_units, twentieth.write_units);
+    assert_eq!(second.read_requests, twentieth.read_requests);
+    let (first_out, last_but_one) = (disconnect_costs[0], disconnect_costs[18]);
+    assert_eq!(first_out.write_units, last_but_one.write_units);
+    assert_eq!(first_out.read_requests, last_but_one.read_requests);
 }
 
 both_stores!(
