@@ -804,3 +804,53 @@ both_stores!(
     malformed_pings_are_answered_4000_and_change_nothing,
     a_ping_costs_one_write,
 );
+
+/// With DynamoDB unreachable, a join is refused as "failed to open" (5100,
+/// recoverable), and a ping is answered 5600: never a crash, never a hang.
+#[tokio::test]
+async fn an_unreachable_store_refuses_joins_with_5100() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let store = coedit::store::DynamoStore::new(
+        coedit::store::DynamoStore::local_client(&endpoint),
+        "coedit",
+    );
+    let clock = std::sync::Arc::new(coedit::clock::ManualClock::starting_now());
+    let app = coedit::App::new(
+        common::test_config(),
+        std::sync::Arc::new(store),
+        std::sync::Arc::new(coedit::notify::LocalConnections::new()),
+        clock.clone(),
+    );
+    let grant = coedit::auth::JoinGrant {
+        tenant: coedit::session::TenantId::parse("acme").unwrap(),
+        session: SessionId::generate(),
+        user: user(1),
+        max_editors: 5,
+        expires_at: clock.now().plus(Duration::from_secs(600)),
+    };
+    let token =
+        coedit::auth::join_token::issue(&common::test_secret(), &grant, clock.now()).unwrap();
+    let id = common::ws::new_connection_id();
+    let res = coedit::handlers::connect::handle(
+        &app,
+        common::ws::ws_event("$connect", &id, Some(&token), None),
+    )
+    .await;
+    assert_eq!(res.status_code, 503);
+    let body = body_json(&res);
+    assert_eq!(body["code"], 5100);
+    assert_eq!(body["recoverable"], true);
+    assert!(
+        body["detail"].as_str().unwrap().contains("did not answer"),
+        "{body}"
+    );
+
+    let res = coedit::handlers::ping::handle(
+        &app,
+        common::ws::ws_event("ping", &id, None, Some(r#"{"action":"ping"}"#)),
+    )
+    .await;
+    assert_eq!(body_json(&res)["code"], 5600);
+}
