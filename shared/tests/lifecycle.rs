@@ -809,17 +809,11 @@ both_stores!(
 /// recoverable), and a ping is answered 5600: never a crash, never a hang.
 #[tokio::test]
 async fn an_unreachable_store_refuses_joins_with_5100() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
-    let store = coedit::store::DynamoStore::new(
-        coedit::store::DynamoStore::local_client(&endpoint),
-        "coedit",
-    );
+    let store = common::unreachable_dynamo();
     let clock = std::sync::Arc::new(coedit::clock::ManualClock::starting_now());
     let app = coedit::App::new(
         common::test_config(),
-        std::sync::Arc::new(store),
+        store,
         std::sync::Arc::new(coedit::notify::LocalConnections::new()),
         clock.clone(),
     );

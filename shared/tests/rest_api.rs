@@ -404,16 +404,10 @@ async fn dynamodb_get_is_one_query_priced_by_compressed_size() {
 /// 5600 and a detail naming the operation, not a hang or a 500 with internals.
 #[tokio::test]
 async fn an_unreachable_store_answers_5600() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
-    let store = coedit::store::DynamoStore::new(
-        coedit::store::DynamoStore::local_client(&endpoint),
-        "coedit",
-    );
+    let store = common::unreachable_dynamo();
     let app = coedit::App::new(
         coedit::config::Config::default(),
-        std::sync::Arc::new(store),
+        store,
         std::sync::Arc::new(coedit::notify::LocalConnections::new()),
         std::sync::Arc::new(coedit::clock::SystemClock),
     );

@@ -375,18 +375,10 @@ impl SessionStore for DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match out {
-            Ok(out) => {
-                self.meter.write(out.consumed_capacity());
-                Ok(())
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(Error::unexpected("this API key exists already"))
-            }
-            Err(e) => Err(store_error("storing an API key", e)),
+        if self.conditional_write(out, "storing an API key")? {
+            Ok(())
+        } else {
+            Err(Error::unexpected("this API key exists already"))
         }
     }
 
@@ -637,6 +629,62 @@ fn number(item: &Item, name: &str) -> Result<u64> {
     optional_number(item, name)?.ok_or_else(|| {
         Error::unexpected(format!("a stored item lacks the number attribute '{name}'"))
     })
+}
+
+/// The outputs of single-item writes, which all report consumed capacity.
+trait WriteOutput {
+    fn consumed(&self) -> Option<&ConsumedCapacity>;
+}
+
+/// The errors of single-item writes, which all have a "condition failed" case.
+trait WriteError: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static {
+    fn condition_failed(&self) -> bool;
+}
+
+macro_rules! single_item_write {
+    ($($output:ty => $error:ty),* $(,)?) => {$(
+        impl WriteOutput for $output {
+            fn consumed(&self) -> Option<&ConsumedCapacity> {
+                self.consumed_capacity()
+            }
+        }
+        impl WriteError for $error {
+            fn condition_failed(&self) -> bool {
+                self.is_conditional_check_failed_exception()
+            }
+        }
+    )*};
+}
+
+single_item_write!(
+    aws_sdk_dynamodb::operation::put_item::PutItemOutput =>
+        aws_sdk_dynamodb::operation::put_item::PutItemError,
+    aws_sdk_dynamodb::operation::update_item::UpdateItemOutput =>
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+    aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput =>
+        aws_sdk_dynamodb::operation::delete_item::DeleteItemError,
+);
+
+impl DynamoStore {
+    /// The outcome of a conditional single-item write, metered: `false` when its
+    /// condition did not hold (nothing was written).
+    fn conditional_write<O: WriteOutput, E: WriteError, R: std::fmt::Debug>(
+        &self,
+        out: std::result::Result<O, SdkError<E, R>>,
+        operation: &str,
+    ) -> Result<bool> {
+        match out {
+            Ok(out) => {
+                self.meter.write(out.consumed());
+                Ok(true)
+            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.condition_failed()) => {
+                self.meter.write(&[]);
+                Ok(false)
+            }
+            Err(e) => Err(store_error(operation, e)),
+        }
+    }
 }
 
 /// Maps an SDK failure to the protocol: the store being unreachable, slow or

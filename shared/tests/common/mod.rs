@@ -66,6 +66,17 @@ impl TestStore {
     }
 }
 
+/// A DynamoDB store pointed at a loopback port where nothing listens.
+pub fn unreachable_dynamo() -> Arc<DynamoStore> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    Arc::new(DynamoStore::new(
+        DynamoStore::local_client(&endpoint),
+        "coedit",
+    ))
+}
+
 /// Runs each named test body against both stores:
 /// `both_stores!(name, ...)` with `async fn name(store: TestStore)` in scope.
 #[macro_export]

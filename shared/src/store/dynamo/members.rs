@@ -329,20 +329,7 @@ impl DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match out {
-            Ok(out) => {
-                self.meter.write(out.consumed_capacity());
-                Ok(true)
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                self.meter.write(&[]);
-                Ok(false)
-            }
-            Err(e) => Err(store_error("marking a connection alive", e)),
-        }
+        self.conditional_write(out, "marking a connection alive")
     }
 
     pub(super) async fn leave_now(
@@ -473,24 +460,15 @@ impl DynamoStore {
                     .condition_expression("holder = :seen")
                     .expression_attribute_values(":seen", s(&h.connection_id)),
             };
-            match request.send().await {
-                Ok(out) => {
-                    self.meter.write(out.consumed_capacity());
-                    return Ok(LockOutcome::Granted);
-                }
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-                {
-                    self.meter.write(&[]);
-                    backoff(attempt).await;
-                    members = self
-                        .read_members_now(&members.session.id, now)
-                        .await?
-                        .ok_or_else(Error::session_not_found)?;
-                }
-                Err(e) => return Err(store_error("taking a lock", e)),
+            if self.conditional_write(request.send().await, "taking a lock")? {
+                return Ok(LockOutcome::Granted);
             }
+            // Someone else changed the lock since it was read: look again.
+            backoff(attempt).await;
+            members = self
+                .read_members_now(&members.session.id, now)
+                .await?
+                .ok_or_else(Error::session_not_found)?;
         }
         Err(Error::unavailable(
             "taking a lock: the session kept changing; try again",
@@ -561,20 +539,8 @@ impl DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match out {
-            Ok(out) => {
-                self.meter.write(out.consumed_capacity());
-                Ok(())
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                self.meter.write(&[]);
-                Ok(())
-            }
-            Err(e) => Err(store_error("scheduling a presence check", e)),
-        }
+        self.conditional_write(out, "scheduling a presence check")?;
+        Ok(())
     }
 
     /// Deletes every item of an expired session: the ones its head names (history
@@ -620,20 +586,7 @@ impl DynamoStore {
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match out {
-            Ok(out) => {
-                self.meter.write(out.consumed_capacity());
-                Ok(true)
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                self.meter.write(&[]);
-                Ok(false)
-            }
-            Err(e) => Err(store_error("erasing a session", e)),
-        }
+        self.conditional_write(out, "erasing a session")
     }
 
     async fn delete_batch(&self, pk: &str, sort_keys: &[String]) -> Result<()> {
