@@ -38,6 +38,21 @@ fn session_change(kind: &str, who: &Client, present: &[&Client]) -> Value {
     })
 }
 
+async fn members(t: &TestApp, id: &str) -> coedit::session::SessionMembers {
+    let members = t.app.store.read_members(&sid(id), t.clock.now()).await;
+    members.unwrap().expect("the session exists")
+}
+
+/// Takes a lock over the members as they are now.
+async fn take_lock(t: &TestApp, id: &str, lock: &coedit::session::Lock) -> LockOutcome {
+    let members = members(t, id).await;
+    t.app
+        .store
+        .take_lock(&members, lock, t.clock.now())
+        .await
+        .unwrap()
+}
+
 async fn seats(t: &TestApp, id: &str) -> Option<u32> {
     let members = t
         .app
@@ -165,27 +180,13 @@ async fn heartbeat_drops_the_silent_and_releases_their_locks(store: TestStore) {
     let mut ann = t.connect(&id, &user(1)).await;
     let mut bob = t.connect(&id, &user(2)).await;
     ann.received();
-    let members = t
-        .app
-        .store
-        .read_members(&sid(&id), t.clock.now())
-        .await
-        .unwrap()
-        .unwrap();
     let lock = coedit::session::Lock {
         element: "row-1".into(),
         connection_id: ann.id.clone(),
         user: ann.user.clone(),
         since: t.clock.now(),
     };
-    assert_eq!(
-        t.app
-            .store
-            .take_lock(&members, &lock, t.clock.now())
-            .await
-            .unwrap(),
-        LockOutcome::Granted
-    );
+    assert_eq!(take_lock(&t, &id, &lock).await, LockOutcome::Granted);
 
     // Bob pings every 10 s; Ann falls silent at 0.
     for _ in 0..4 {
@@ -209,43 +210,18 @@ async fn heartbeat_drops_the_silent_and_releases_their_locks(store: TestStore) {
         "and gone at 50 s"
     );
     // Ann's lock is free for Bob even before she is dropped.
-    let members = t
-        .app
-        .store
-        .read_members(&sid(&id), t.clock.now())
-        .await
-        .unwrap()
-        .unwrap();
     let bobs = coedit::session::Lock {
         connection_id: bob.id.clone(),
         user: bob.user.clone(),
         ..lock.clone()
     };
-    assert_eq!(
-        t.app
-            .store
-            .take_lock(&members, &bobs, t.clock.now())
-            .await
-            .unwrap(),
-        LockOutcome::Granted
-    );
+    assert_eq!(take_lock(&t, &id, &bobs).await, LockOutcome::Granted);
     let mine = coedit::session::Lock {
         element: "row-2".into(),
         ..lock.clone()
     };
     // Put one more lock on Ann (as stored before she went silent) to see it released.
-    let members = t
-        .app
-        .store
-        .read_members(&sid(&id), t.clock.now())
-        .await
-        .unwrap()
-        .unwrap();
-    t.app
-        .store
-        .take_lock(&members, &mine, t.clock.now())
-        .await
-        .unwrap();
+    take_lock(&t, &id, &mine).await;
 
     // Bob's next ping drops her: he hears USER_LEFT, she gets 5300 and is closed.
     assert_eq!(body_json(&t.ping(&bob).await)["type"], "pong");
@@ -255,13 +231,7 @@ async fn heartbeat_drops_the_silent_and_releases_their_locks(store: TestStore) {
     assert_eq!(told[0]["code"], 5300);
     assert_eq!(told[0]["recoverable"], true);
     assert!(ann.was_closed());
-    let members = t
-        .app
-        .store
-        .read_members(&sid(&id), t.clock.now())
-        .await
-        .unwrap()
-        .unwrap();
+    let members = members(&t, &id).await;
     assert_eq!(members.connections.len(), 1);
     assert_eq!(members.session.seats, 1);
     assert!(

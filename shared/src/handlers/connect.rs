@@ -89,15 +89,7 @@ async fn connect(app: &App, event: &WebSocketEvent) -> Result<()> {
     )
     .await;
     for id in gone {
-        if let Err(e) = depart(
-            app,
-            members.clone(),
-            &id,
-            Departure::Left,
-            Some(connection_id),
-        )
-        .await
-        {
+        if let Err(e) = depart(app, &mut members, &id, Departure::Left, Some(connection_id)).await {
             tracing::warn!(detail = %e.detail, "dropping a gone connection failed");
         }
     }

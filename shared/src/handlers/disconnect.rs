@@ -21,9 +21,9 @@ async fn disconnect(app: &App, event: &WebSocketEvent) -> Result<()> {
         return Ok(());
     };
     app.forget_connection(connection_id);
-    let Some(members) = app.store.read_members(&session, app.now()).await? else {
+    let Some(mut members) = app.store.read_members(&session, app.now()).await? else {
         return Ok(());
     };
-    depart(app, members, connection_id, Departure::Left, None).await?;
+    depart(app, &mut members, connection_id, Departure::Left, None).await?;
     Ok(())
 }

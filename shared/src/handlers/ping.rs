@@ -34,8 +34,8 @@ async fn ping(app: &App, event: &WebSocketEvent) -> Result<WebSocketResponse> {
     if !alive {
         // Dropped already, or stale and not yet dropped: either way, not present.
         match members {
-            Some(m) if m.connection(connection_id).is_some() => {
-                depart(app, m, connection_id, Departure::Stale, None).await?;
+            Some(mut m) if m.connection(connection_id).is_some() => {
+                depart(app, &mut m, connection_id, Departure::Stale, None).await?;
             }
             _ => close_with(app, connection_id, &dropped_error()).await,
         }

@@ -38,11 +38,12 @@ pub async fn announce(
 /// Removes a connection from the session and tells the others (`USER_LEFT`). A
 /// stale connection is first told why (5300) and then closed. Connections found
 /// gone while announcing are dropped the same way, until none is left to drop.
-/// `newcomer` is a connection inside its own `$connect`, which cannot be posted to
-/// yet (it would answer Gone). Returns how many connections were dropped.
+/// `members` is kept up to date with every drop. `newcomer` is a connection inside
+/// its own `$connect`, which cannot be posted to yet (it would answer Gone).
+/// Returns how many connections were dropped.
 pub async fn depart(
     app: &App,
-    mut members: SessionMembers,
+    members: &mut SessionMembers,
     connection_id: &str,
     departure: Departure,
     newcomer: Option<&str>,
@@ -51,7 +52,7 @@ pub async fn depart(
     let mut dropped = 0;
     while let Some((id, departure)) = work.pop() {
         let now = app.now();
-        let left = match app.store.leave(&members, &id, departure, now).await? {
+        let left = match app.store.leave(members, &id, departure, now).await? {
             LeaveOutcome::NotThere => continue,
             LeaveOutcome::Left(left) => left,
         };
@@ -67,7 +68,7 @@ pub async fn depart(
         if departure == Departure::Stale {
             close_with(app, &id, &stale_error()).await;
         }
-        let gone = announce(app, &members, ChangeKind::UserLeft, &left.user, newcomer).await;
+        let gone = announce(app, members, ChangeKind::UserLeft, &left.user, newcomer).await;
         work.extend(gone.into_iter().map(|g| (g, Departure::Left)));
     }
     Ok(dropped)
@@ -81,10 +82,7 @@ pub async fn drop_stale(app: &App, members: &SessionMembers) -> Result<usize> {
     let mut dropped = 0;
     let mut members = members.clone();
     for id in stale {
-        dropped += depart(app, members.clone(), &id, Departure::Stale, None).await?;
-        members.connections.retain(|c| c.id != id);
-        members.locks.retain(|l| l.connection_id != id);
-        members.session.seats = members.session.seats.saturating_sub(1);
+        dropped += depart(app, &mut members, &id, Departure::Stale, None).await?;
     }
     Ok(dropped)
 }

@@ -383,19 +383,10 @@ impl SessionStore for DynamoStore {
     }
 
     async fn find_api_key(&self, hash: &KeyHash) -> Result<Option<ApiKeyRecord>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(key_pk(hash)))
-            .key("sk", s("KEY"))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| store_error("reading an API key", e))?;
-        self.meter.read(out.consumed_capacity());
-        out.item().map(api_key_from_item).transpose()
+        let item = self
+            .get_item(key_pk(hash), "KEY", "reading an API key")
+            .await?;
+        item.as_ref().map(api_key_from_item).transpose()
     }
 
     async fn revoke_api_key(&self, hash: &KeyHash) -> Result<bool> {
@@ -484,6 +475,23 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
+    /// One item by its key, strongly consistent, metered.
+    async fn get_item(&self, pk: String, sk: &str, operation: &str) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| store_error(operation, e))?;
+        self.meter.read(out.consumed_capacity());
+        Ok(out.item)
+    }
+
     /// The items of one partition whose sort keys lie in `lo..=hi`, in order, all
     /// pages or the first `limit` items. Strongly consistent: readers must see what
     /// a write acknowledged a moment ago.

@@ -289,19 +289,10 @@ impl DynamoStore {
         &self,
         connection_id: &str,
     ) -> Result<Option<SessionId>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(connection_pk(connection_id)))
-            .key("sk", s("CONN"))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| store_error("finding a connection", e))?;
-        self.meter.read(out.consumed_capacity());
-        match out.item() {
+        let item = self
+            .get_item(connection_pk(connection_id), "CONN", "finding a connection")
+            .await?;
+        match &item {
             None => Ok(None),
             Some(item) => SessionId::parse(string(item, "session")?)
                 .map(Some)
