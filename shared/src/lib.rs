@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod handlers;
 pub mod notify;
+pub mod patch;
 pub mod session;
 pub mod store;
 pub mod telemetry;
