@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::error::{Code, Error, Result};
 
-pub use apply::{Applied, apply, undo};
+pub use apply::{Applied, Failure, apply, undo};
 pub use elements::touched_elements;
 pub use rebase::{Conflict, rebase, transform_missed};
 

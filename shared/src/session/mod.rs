@@ -2,6 +2,7 @@
 //! entries, expiry and presence. Stores and handlers call these; nothing here knows
 //! about DynamoDB or API Gateway.
 
+pub mod change;
 pub mod message;
 pub mod presence;
 pub mod template;

@@ -66,6 +66,19 @@ impl Template {
         Template { json }
     }
 
+    /// The template as a JSON value (parsed from its canonical text).
+    pub fn to_value(&self) -> Result<Value> {
+        serde_json::from_str(&self.json)
+            .map_err(|e| Error::unexpected(format!("a stored template does not parse: {e}")))
+    }
+
+    /// The canonical text of a template held as a value (after changes).
+    pub fn from_value(value: &Value) -> Result<Template> {
+        let json = serde_json::to_string(value)
+            .map_err(|e| Error::unexpected(format!("serializing the template: {e}")))?;
+        Ok(Template { json: json.into() })
+    }
+
     pub fn as_str(&self) -> &str {
         &self.json
     }
