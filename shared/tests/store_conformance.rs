@@ -26,6 +26,8 @@ both_stores!(
     api_keys_are_stored_found_and_revoked,
     fifty_parallel_creates_get_distinct_ids,
     reads_during_writes_never_see_half_a_session,
+    the_log_takes_each_version_once_and_reads_back_in_order,
+    snapshots_move_forward_and_reads_see_snapshot_plus_log,
 );
 
 fn tenant() -> TenantId {
@@ -60,8 +62,8 @@ async fn created_session_reads_back_whole(store: TestStore) {
         .unwrap()
         .unwrap();
     assert_eq!(state.session, new.session);
-    assert_eq!(state.session.version, Version(1));
-    assert_eq!(state.template.as_str(), new.template.as_str());
+    assert_eq!(state.current().unwrap().0, Version(1));
+    assert_eq!(state.snapshot.as_str(), new.template.as_str());
     assert!(state.connections.is_empty());
     assert!(state.users_by_id().is_empty());
 }
@@ -131,7 +133,7 @@ async fn an_existing_id_is_never_overwritten(store: TestStore) {
         .unwrap()
         .unwrap();
     assert_eq!(state.session.tenant, tenant());
-    assert_eq!(state.template, first.template);
+    assert_eq!(state.snapshot, first.template);
 }
 
 async fn every_fixture_round_trips_byte_identical(store: TestStore) {
@@ -144,10 +146,10 @@ async fn every_fixture_round_trips_byte_identical(store: TestStore) {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(state.template.as_str(), new.template.as_str(), "{name}");
+        assert_eq!(state.snapshot.as_str(), new.template.as_str(), "{name}");
         // Fixtures all carry their uuids, so the stored form is exactly the input's.
         if name != "hackathon-playground-template.json" {
-            assert_eq!(state.template.as_str(), canonical(&template), "{name}");
+            assert_eq!(state.snapshot.as_str(), canonical(&template), "{name}");
         }
     }
 }
@@ -166,7 +168,7 @@ async fn large_templates_round_trip_through_several_parts(store: TestStore) {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(state.template.as_str(), new.template.as_str());
+        assert_eq!(state.snapshot.as_str(), new.template.as_str());
     }
 }
 
@@ -238,7 +240,7 @@ async fn reads_during_writes_never_see_half_a_session(store: TestStore) {
                         match store.read_session(&new.session.id, now()).await.unwrap() {
                             None => assert!(!finished, "absent after creation finished"),
                             Some(state) => {
-                                assert_eq!(state.template.as_str(), new.template.as_str());
+                                assert_eq!(state.snapshot.as_str(), new.template.as_str());
                                 complete_reads += 1;
                             }
                         }
@@ -255,4 +257,146 @@ async fn reads_during_writes_never_see_half_a_session(store: TestStore) {
             assert!(r.await.unwrap() >= 1);
         }
     }
+}
+
+fn entry(version: u64, change_id: &str, diff: Value) -> coedit::session::HistoryEntry {
+    coedit::session::HistoryEntry {
+        version: Version(version),
+        timestamp: now().to_rfc3339(),
+        change_id: change_id.into(),
+        label: "l".into(),
+        kind: "t".into(),
+        user_id: "u1".into(),
+        diff: diff.as_array().cloned().unwrap_or_default(),
+    }
+}
+
+async fn the_log_takes_each_version_once_and_reads_back_in_order(store: TestStore) {
+    let store = store.store();
+    let new = new_from(serde_json::json!({"page": {"n": 0}}));
+    let id = &new.session.id;
+    store.create_session(&new).await.unwrap();
+    assert_eq!(store.head_version(id).await.unwrap(), Some(Version(1)));
+
+    // Ten writers race for each of versions 2..=6: exactly one wins each.
+    for v in 2..=6u64 {
+        let racers = (0..10).map(|w| {
+            let store = store.clone();
+            let id = id.clone();
+            async move {
+                let e = entry(
+                    v,
+                    &format!("c{v}-{w}"),
+                    serde_json::json!([{"op": "replace", "path": "/page/n", "value": v}]),
+                );
+                store.append_change(&id, &e).await.unwrap()
+            }
+        });
+        let won = futures_util::future::join_all(racers).await;
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "version {v}");
+    }
+    assert_eq!(store.head_version(id).await.unwrap(), Some(Version(6)));
+
+    let since = store
+        .read_since(id, Version(3), now())
+        .await
+        .unwrap()
+        .unwrap();
+    let versions: Vec<u64> = since.entries.iter().map(|e| e.version.0).collect();
+    assert_eq!(versions, [4, 5, 6]);
+    assert_eq!(since.members.session.id, *id);
+    assert!(
+        store
+            .read_since(id, Version(6), now())
+            .await
+            .unwrap()
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+
+    let newest: Vec<u64> = store
+        .history_before(id, None, 4)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.version.0)
+        .collect();
+    assert_eq!(newest, [6, 5, 4, 3]);
+    let older: Vec<u64> = store
+        .history_before(id, Some(Version(3)), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.version.0)
+        .collect();
+    assert_eq!(older, [2, 1]);
+    assert!(
+        store
+            .history_before(id, Some(Version(1)), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // An expired session is not read.
+    let later = now().plus(EMPTY_SESSION_LIFETIME);
+    assert!(
+        store
+            .read_since(id, Version(1), later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn snapshots_move_forward_and_reads_see_snapshot_plus_log(store: TestStore) {
+    let store = store.store();
+    let new = new_from(fixture("playground-template.json"));
+    let id = &new.session.id;
+    store.create_session(&new).await.unwrap();
+    let mut head = coedit::session::change::Head::new(&new.template, Version(1)).unwrap();
+    let mut entries = Vec::new();
+    for v in 2..=5u64 {
+        let e = entry(
+            v,
+            &format!("c{v}"),
+            serde_json::json!([{"op": "add", "path": "/page/counter", "value": v}]),
+        );
+        assert!(store.append_change(id, &e).await.unwrap());
+        entries.push(e);
+    }
+    head.catch_up(&entries[..2]).unwrap();
+    let at3 = head.template().unwrap();
+    head.catch_up(&entries).unwrap();
+    let at5 = head.template().unwrap();
+
+    let state = store.read_session(id, now()).await.unwrap().unwrap();
+    assert_eq!(state.tail.len(), 4);
+    assert_eq!(state.current().unwrap(), (Version(5), at5.clone()));
+
+    assert!(store.write_snapshot(id, Version(3), &at3).await.unwrap());
+    let state = store.read_session(id, now()).await.unwrap().unwrap();
+    assert_eq!(state.session.snapshot_version, Version(3));
+    assert_eq!(
+        state.tail.iter().map(|e| e.version.0).collect::<Vec<_>>(),
+        [4, 5]
+    );
+    assert_eq!(state.current().unwrap(), (Version(5), at5.clone()));
+
+    // Never backwards.
+    assert!(
+        !store
+            .write_snapshot(id, Version(2), &new.template)
+            .await
+            .unwrap()
+    );
+    assert!(!store.write_snapshot(id, Version(3), &at3).await.unwrap());
+    assert!(store.write_snapshot(id, Version(5), &at5).await.unwrap());
+    let state = store.read_session(id, now()).await.unwrap().unwrap();
+    assert!(state.tail.is_empty());
+    assert_eq!(state.current().unwrap(), (Version(5), at5));
+
+    // The whole log stays readable after compaction.
+    assert_eq!(store.history(id, Version(0), 100).await.unwrap().len(), 5);
 }

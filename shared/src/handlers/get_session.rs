@@ -34,10 +34,11 @@ async fn get(app: &App, req: &Request) -> Result<Response<Body>> {
         .filter(|s| &s.session.tenant == credential.tenant())
         .ok_or_else(Error::session_not_found)?;
 
+    let (version, template) = state.current()?;
     let json = json_object(&[
-        ("template", state.template.as_str()),
+        ("template", template.as_str()),
         ("users", &to_json(&state.users_by_id())?),
-        ("version", &to_json(&state.session.version)?),
+        ("version", &to_json(&version)?),
     ]);
     Ok(json_response(StatusCode::OK, json))
 }

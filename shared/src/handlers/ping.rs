@@ -30,7 +30,12 @@ async fn ping(app: &App, event: &WebSocketEvent) -> Result<WebSocketResponse> {
         return Ok(ok());
     };
     let alive = app.store.touch(&session, connection_id, now).await?;
-    let members = app.store.read_members(&session, now).await?;
+    // The newest version is the newest log entry, read beside the members.
+    let (members, head) = tokio::join!(
+        app.store.read_members(&session, now),
+        app.store.head_version(&session)
+    );
+    let members = members?;
     if !alive {
         // Dropped already, or stale and not yet dropped: either way, not present.
         match members {
@@ -46,7 +51,7 @@ async fn ping(app: &App, event: &WebSocketEvent) -> Result<WebSocketResponse> {
     };
     drop_stale(app, &members).await?;
     Ok(reply(&ServerMessage::Pong {
-        version: members.session.version,
+        version: head?.unwrap_or(members.session.snapshot_version),
     }))
 }
 

@@ -127,13 +127,15 @@ pub struct HistoryEntry {
     pub diff: Vec<Value>,
 }
 
-/// A session's head record: who owns it, its newest version, and whether it is
-/// waiting to be erased.
+/// A session's head record: who owns it, where its stored template snapshot
+/// stands, and whether it is waiting to be erased. Its newest version is not kept
+/// here (that would be a second write per change): it is the newest entry of the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub id: SessionId,
     pub tenant: TenantId,
-    pub version: Version,
+    /// The version of the stored template snapshot; later changes are in the log.
+    pub snapshot_version: Version,
     pub created_at: Timestamp,
     /// Set while nobody is present: the session is gone from this instant on.
     pub expires_at: Option<Timestamp>,
@@ -173,16 +175,25 @@ pub struct Lock {
     pub since: Timestamp,
 }
 
-/// A session as a reader sees it: its head, who is present, and its newest template.
+/// A session as a reader sees it: its head, who is present, its template snapshot
+/// and the changes after it.
 #[derive(Debug, Clone)]
 pub struct SessionState {
     pub session: Session,
     /// Only connections that are present now.
     pub connections: Vec<Connection>,
-    pub template: Template,
+    /// The template at `session.snapshot_version`.
+    pub snapshot: Template,
+    /// The log after the snapshot, oldest first.
+    pub tail: Vec<HistoryEntry>,
 }
 
 impl SessionState {
+    /// The newest version and the template at it.
+    pub fn current(&self) -> Result<(Version, Template)> {
+        change::current(&self.snapshot, self.session.snapshot_version, &self.tail)
+    }
+
     /// Present users keyed by user id, as GET answers them: one entry per user,
     /// however many tabs they have open.
     pub fn users_by_id(&self) -> BTreeMap<&str, &User> {
@@ -212,7 +223,7 @@ pub fn new_session(
     let session = Session {
         id: SessionId::generate(),
         tenant,
-        version: Version::FIRST,
+        snapshot_version: Version::FIRST,
         created_at: now,
         expires_at: Some(now.plus(EMPTY_SESSION_LIFETIME)),
         seats: 0,
@@ -298,7 +309,7 @@ mod tests {
         let now = Timestamp(1_000_000);
         let t = Template::from_canonical_json(r#"{"page":{}}"#.into());
         let new = new_session(TenantId::parse("t").unwrap(), "u1", t, now);
-        assert_eq!(new.session.version, Version(1));
+        assert_eq!(new.session.snapshot_version, Version(1));
         assert_eq!(new.first_entry.version, Version(1));
         assert!(new.first_entry.diff.is_empty());
         assert!(

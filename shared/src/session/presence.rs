@@ -86,7 +86,7 @@ mod tests {
         Session {
             id: SessionId::generate(),
             tenant: TenantId::parse("t").unwrap(),
-            version: Version(3),
+            snapshot_version: Version(3),
             created_at: Timestamp(0),
             expires_at: None,
             seats,

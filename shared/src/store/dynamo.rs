@@ -2,10 +2,17 @@
 //!
 //! | pk            | sk               | holds                                        |
 //! |---------------|------------------|----------------------------------------------|
-//! | `S#<sid>`     | `META`           | tenant, head version, snapshot pointer, expiry |
+//! | `S#<sid>`     | `A#<version>`    | a history entry (the log)                    |
 //! | `S#<sid>`     | `C#<connId>`     | a present user's connection                  |
-//! | `S#<sid>`     | `V#<version>`    | a history entry                              |
+//! | `S#<sid>`     | `L#<element>`    | a lock                                       |
+//! | `S#<sid>`     | `META`           | tenant, snapshot pointer, seats, expiry      |
 //! | `S#<sid>`     | `T#<version>#<p>`| part p of the compressed template at version |
+//!
+//! The log sorts first (`A#` < `C#` < `L#` < `META`), so one Query from the first
+//! entry an editor has not seen up to `META` reads the entries it missed, the
+//! connections to send the change to, the locks and the head: a change costs one
+//! read and one small write. DESIGN.md named the log `V#`; it sorted after the
+//! snapshot parts, which would have put them between the two.
 //! | `KEY#<sha256>`| `KEY`            | an API key's tenant and plan                 |
 //!
 //! Every request asks for its consumed capacity, which `CapacityMeter` adds up:
@@ -27,14 +34,14 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::snapshot::Snapshot;
-use super::{JoinOutcome, LeaveOutcome, LockOutcome, Seat, SessionStore, SweepTask};
+use super::{Catchup, JoinOutcome, LeaveOutcome, LockOutcome, Seat, SessionStore, SweepTask};
 use crate::auth::{ApiKeyRecord, KeyHash, Plan};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::session::presence::Departure;
 use crate::session::{
     Connection, HistoryEntry, Lock, NewSession, Session, SessionId, SessionMembers, SessionState,
-    TenantId, User, Version,
+    Template, TenantId, User, Version,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -147,9 +154,12 @@ fn session_pk(id: &SessionId) -> String {
     format!("S#{id}")
 }
 
-fn version_sk(v: Version) -> String {
-    format!("V#{:012}", v.0)
+fn history_sk(v: Version) -> String {
+    format!("A#{:012}", v.0)
 }
+
+/// Past every history key.
+const HISTORY_END: &str = "A$";
 
 fn part_sk(v: Version, part: usize) -> String {
     format!("T#{:012}#{part:03}", v.0)
@@ -199,24 +209,16 @@ impl SessionStore for DynamoStore {
     async fn create_session(&self, new: &NewSession) -> Result<()> {
         let snapshot = Snapshot::encode(&new.template)?;
         let pk = session_pk(&new.session.id);
-        let version = new.session.version;
+        let version = new.session.snapshot_version;
 
         let mut meta = session_meta_item(&new.session);
         meta.insert("pk".into(), s(&pk));
         meta.insert("sk".into(), s("META"));
-        meta.insert("snapVersion".into(), n(version.0));
         meta.insert("snapParts".into(), n(snapshot.parts.len()));
         meta.insert("snapBytes".into(), n(snapshot.compressed_len()));
         meta.insert("seats".into(), n(0));
 
-        let entry = serde_json::to_string(&new.first_entry)
-            .map_err(|e| Error::unexpected(format!("serializing a history entry: {e}")))?;
-        let entry_item = Item::from([
-            ("pk".into(), s(&pk)),
-            ("sk".into(), s(version_sk(new.first_entry.version))),
-            ("changeId".into(), s(&new.first_entry.change_id)),
-            ("entry".into(), s(entry)),
-        ]);
+        let entry_item = history_item(&pk, &new.first_entry)?;
 
         let mut writes = vec![
             put(&self.table, meta, Some("attribute_not_exists(pk)"))?,
@@ -291,20 +293,92 @@ impl SessionStore for DynamoStore {
         let items = self
             .query_range(
                 &session_pk(id),
-                &version_sk(since.next()),
-                &version_sk(Version(u64::MAX / 2)),
+                &history_sk(since.next()),
+                HISTORY_END,
                 Some(limit),
                 "reading history",
             )
             .await?;
-        let mut entries = Vec::with_capacity(items.len());
-        for item in &items {
-            let text = string(item, "entry")?;
-            entries.push(serde_json::from_str(text).map_err(|e| {
-                Error::unexpected(format!("a stored history entry does not parse: {e}"))
-            })?);
-        }
-        Ok(entries)
+        items.iter().map(history_from_item).collect()
+    }
+
+    async fn history_before(
+        &self,
+        id: &SessionId,
+        before: Option<Version>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>> {
+        let hi = match before {
+            Some(v) if v.0 <= 1 => return Ok(Vec::new()),
+            Some(v) => history_sk(Version(v.0 - 1)),
+            None => HISTORY_END.to_owned(),
+        };
+        let items = self
+            .query_newest_first(&session_pk(id), &hi, limit, true, "reading history")
+            .await?;
+        items.iter().map(history_from_item).collect()
+    }
+
+    async fn head_version(&self, id: &SessionId) -> Result<Option<Version>> {
+        let items = self
+            .query_newest_first(
+                &session_pk(id),
+                HISTORY_END,
+                1,
+                false,
+                "reading the newest version",
+            )
+            .await?;
+        items.first().map(history_version).transpose()
+    }
+
+    async fn read_since(
+        &self,
+        id: &SessionId,
+        since: Version,
+        now: Timestamp,
+    ) -> Result<Option<Catchup>> {
+        let items = self
+            .query_range(
+                &session_pk(id),
+                &history_sk(since.next()),
+                "META",
+                None,
+                "reading a session's newest changes",
+            )
+            .await?;
+        let Some(members) = members::members_from_items(id, &items, now)? else {
+            return Ok(None);
+        };
+        let entries = items
+            .iter()
+            .filter(|i| sk(i).is_some_and(|k| k.starts_with("A#")))
+            .map(history_from_item)
+            .collect::<Result<_>>()?;
+        Ok(Some(Catchup { members, entries }))
+    }
+
+    async fn append_change(&self, id: &SessionId, entry: &HistoryEntry) -> Result<bool> {
+        let item = history_item(&session_pk(id), entry)?;
+        let out = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(sk)")
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        self.conditional_write(out, "storing a change")
+    }
+
+    async fn write_snapshot(
+        &self,
+        id: &SessionId,
+        version: Version,
+        template: &Template,
+    ) -> Result<bool> {
+        self.write_snapshot_now(id, version, template).await
     }
 
     async fn read_members(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionMembers>> {
@@ -419,9 +493,8 @@ impl From<Error> for ReadError {
 }
 
 impl DynamoStore {
-    /// One Query reads the head, the connections, the locks and the snapshot parts:
-    /// their sort keys (`C#`, `L#`, `META`, `T#`) sort together, before the growing
-    /// history (`V#`), so the read costs the same however long the session ran.
+    /// One Query reads the head, the connections, the locks and the snapshot parts
+    /// (`C#`, `L#`, `META`, `T#` sort together), a second the log after the snapshot.
     async fn read_session_once(
         &self,
         id: &SessionId,
@@ -438,7 +511,7 @@ impl DynamoStore {
         if session.is_expired(now) {
             return Ok(None);
         }
-        let snap_version = Version(number(meta, "snapVersion")?);
+        let snap_version = session.snapshot_version;
         let snap_parts = number(meta, "snapParts")? as usize;
         let snap_bytes = number(meta, "snapBytes")? as usize;
 
@@ -466,10 +539,14 @@ impl DynamoStore {
                 connections.push(connection);
             }
         }
+        // The log after the snapshot: bounded by compaction, so this read stays
+        // small however long the session ran.
+        let tail = self.history(id, snap_version, usize::MAX).await?;
         Ok(Some(SessionState {
             session,
             connections,
-            template,
+            snapshot: template,
+            tail,
         }))
     }
 }
@@ -490,6 +567,47 @@ impl DynamoStore {
             .map_err(|e| store_error(operation, e))?;
         self.meter.read(out.consumed_capacity());
         Ok(out.item)
+    }
+
+    /// The newest history items at or before `hi`, newest first, at most `limit`;
+    /// `consistent: false` halves the cost where a moment's lag does not matter.
+    async fn query_newest_first(
+        &self,
+        pk: &str,
+        hi: &str,
+        limit: usize,
+        consistent: bool,
+        operation: &str,
+    ) -> Result<Vec<Item>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut items: Vec<Item> = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":lo", s("A#"))
+                .expression_attribute_values(":hi", s(hi))
+                .scan_index_forward(false)
+                .consistent_read(consistent)
+                .limit((limit - items.len()).min(1000) as i32)
+                .set_exclusive_start_key(start)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| store_error(operation, e))?;
+            self.meter.read(out.consumed_capacity());
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() || items.len() >= limit {
+                return Ok(items);
+            }
+        }
     }
 
     /// The items of one partition whose sort keys lie in `lo..=hi`, in order, all
@@ -536,7 +654,7 @@ impl DynamoStore {
 fn session_meta_item(session: &Session) -> Item {
     let mut item = Item::from([
         ("tenant".into(), s(session.tenant.as_str())),
-        ("head".into(), n(session.version.0)),
+        ("snapVersion".into(), n(session.snapshot_version.0)),
         ("createdAt".into(), n(session.created_at.millis())),
     ]);
     if let Some(at) = session.expires_at {
@@ -557,11 +675,35 @@ fn session_from_meta(id: &SessionId, meta: &Item) -> Result<Session> {
     Ok(Session {
         id: id.clone(),
         tenant: TenantId::parse(string(meta, "tenant")?)?,
-        version: Version(number(meta, "head")?),
+        snapshot_version: Version(number(meta, "snapVersion")?),
         created_at: Timestamp(number(meta, "createdAt")? as i64),
         expires_at: optional_number(meta, "expiresAt")?.map(|v| Timestamp(v as i64)),
         seats: optional_number(meta, "seats")?.unwrap_or(0) as u32,
     })
+}
+
+fn history_item(pk: &str, entry: &HistoryEntry) -> Result<Item> {
+    let text = serde_json::to_string(entry)
+        .map_err(|e| Error::unexpected(format!("serializing a history entry: {e}")))?;
+    Ok(Item::from([
+        ("pk".into(), s(pk)),
+        ("sk".into(), s(history_sk(entry.version))),
+        ("changeId".into(), s(&entry.change_id)),
+        ("entry".into(), s(text)),
+    ]))
+}
+
+fn history_from_item(item: &Item) -> Result<HistoryEntry> {
+    serde_json::from_str(string(item, "entry")?)
+        .map_err(|e| Error::unexpected(format!("a stored history entry does not parse: {e}")))
+}
+
+fn history_version(item: &Item) -> Result<Version> {
+    sk(item)
+        .and_then(|k| k.strip_prefix("A#"))
+        .and_then(|v| v.parse().ok())
+        .map(Version)
+        .ok_or_else(|| Error::unexpected("a stored history key is malformed"))
 }
 
 fn connection_from_item(item: &Item) -> Result<Connection> {

@@ -9,14 +9,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use super::snapshot::Snapshot;
-use super::{JoinOutcome, LeaveOutcome, LockOutcome, Seat, SessionStore, SweepTask};
+use super::{Catchup, JoinOutcome, LeaveOutcome, LockOutcome, Seat, SessionStore, SweepTask};
 use crate::auth::{ApiKeyRecord, KeyHash};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::session::presence::{self, Departure, PRESENCE_CHECK_INTERVAL};
 use crate::session::{
     Connection, HistoryEntry, Lock, NewSession, Session, SessionId, SessionMembers, SessionState,
-    Version,
+    Template, Version,
 };
 
 #[derive(Default)]
@@ -94,7 +94,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn read_session(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionState>> {
-        let (session, connections, snapshot) = {
+        let (session, connections, snapshot, tail) = {
             let inner = self.lock();
             let Some(stored) = inner.sessions.get(id) else {
                 return Ok(None);
@@ -108,7 +108,17 @@ impl SessionStore for MemoryStore {
                 .filter(|c| c.is_present(now))
                 .cloned()
                 .collect();
-            (stored.session.clone(), present, stored.snapshot.clone())
+            let tail = stored
+                .history
+                .range(stored.session.snapshot_version.next()..)
+                .map(|(_, e)| e.clone())
+                .collect();
+            (
+                stored.session.clone(),
+                present,
+                stored.snapshot.clone(),
+                tail,
+            )
         };
         // Decompress outside the lock.
         let parts: Vec<&[u8]> = snapshot.parts.iter().map(Vec::as_slice).collect();
@@ -116,7 +126,8 @@ impl SessionStore for MemoryStore {
         Ok(Some(SessionState {
             session,
             connections,
-            template,
+            snapshot: template,
+            tail,
         }))
     }
 
@@ -138,6 +149,94 @@ impl SessionStore for MemoryStore {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn history_before(
+        &self,
+        id: &SessionId,
+        before: Option<Version>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>> {
+        let inner = self.lock();
+        let end = before.unwrap_or(Version(u64::MAX));
+        Ok(inner
+            .sessions
+            .get(id)
+            .map(|s| {
+                s.history
+                    .range(..end)
+                    .rev()
+                    .take(limit)
+                    .map(|(_, e)| e.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn head_version(&self, id: &SessionId) -> Result<Option<Version>> {
+        let inner = self.lock();
+        Ok(inner
+            .sessions
+            .get(id)
+            .and_then(|s| s.history.keys().next_back().copied()))
+    }
+
+    async fn read_since(
+        &self,
+        id: &SessionId,
+        since: Version,
+        now: Timestamp,
+    ) -> Result<Option<Catchup>> {
+        let inner = self.lock();
+        Ok(inner
+            .sessions
+            .get(id)
+            .filter(|s| s.live(now))
+            .map(|s| Catchup {
+                members: SessionMembers {
+                    session: s.session.clone(),
+                    connections: s.connections.values().cloned().collect(),
+                    locks: s.locks.values().cloned().collect(),
+                },
+                entries: s
+                    .history
+                    .range(since.next()..)
+                    .map(|(_, e)| e.clone())
+                    .collect(),
+            }))
+    }
+
+    async fn append_change(&self, id: &SessionId, entry: &HistoryEntry) -> Result<bool> {
+        let mut inner = self.lock();
+        let Some(stored) = inner.sessions.get_mut(id) else {
+            return Err(Error::session_not_found());
+        };
+        if stored.history.contains_key(&entry.version) {
+            return Ok(false);
+        }
+        stored.history.insert(entry.version, entry.clone());
+        self.wrote();
+        Ok(true)
+    }
+
+    async fn write_snapshot(
+        &self,
+        id: &SessionId,
+        version: Version,
+        template: &Template,
+    ) -> Result<bool> {
+        let snapshot = Snapshot::encode(template)?;
+        let mut inner = self.lock();
+        let Some(stored) = inner.sessions.get_mut(id) else {
+            return Ok(false);
+        };
+        if stored.session.snapshot_version >= version {
+            return Ok(false);
+        }
+        stored.session.snapshot_version = version;
+        stored.snapshot = snapshot;
+        self.wrote();
+        Ok(true)
     }
 
     async fn read_members(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionMembers>> {

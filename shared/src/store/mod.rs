@@ -13,8 +13,8 @@ use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::session::presence::Departure;
 use crate::session::{
-    Connection, HistoryEntry, Lock, NewSession, SessionId, SessionMembers, SessionState, TenantId,
-    Version,
+    Connection, HistoryEntry, Lock, NewSession, SessionId, SessionMembers, SessionState, Template,
+    TenantId, Version,
 };
 
 pub use dynamo::DynamoStore;
@@ -37,6 +37,45 @@ pub trait SessionStore: Send + Sync {
         since: Version,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>>;
+
+    /// History entries older than `before` (all when `None`), newest first, at most
+    /// `limit` of them: a page of `GET .../history`.
+    async fn history_before(
+        &self,
+        id: &SessionId,
+        before: Option<Version>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>>;
+
+    /// The session's newest version (its newest log entry); `None` when it has no log.
+    /// It may lag a change written a moment ago (an eventually consistent read, at
+    /// half the cost): good for `pong` and for erasing, never for deciding a change.
+    async fn head_version(&self, id: &SessionId) -> Result<Option<Version>>;
+
+    /// What an editor holding the template at `since` needs to decide a change, in
+    /// one read: the session's members and locks, and the log after `since`.
+    /// `None` when the session does not exist or has expired.
+    async fn read_since(
+        &self,
+        id: &SessionId,
+        since: Version,
+        now: Timestamp,
+    ) -> Result<Option<Catchup>>;
+
+    /// Writes a change under its version, only if no change holds that version yet:
+    /// `false` (and nothing written) when another change took it first. One small
+    /// write, whatever the template's size.
+    async fn append_change(&self, id: &SessionId, entry: &HistoryEntry) -> Result<bool>;
+
+    /// Stores `template` as the session's snapshot at `version` (compaction), if it
+    /// is newer than the stored one, and drops the one it replaces. `false` when a
+    /// newer snapshot was stored already.
+    async fn write_snapshot(
+        &self,
+        id: &SessionId,
+        version: Version,
+        template: &Template,
+    ) -> Result<bool>;
 
     /// The session's head, its connections (present or stale) and its locks, without
     /// the template: what presence decisions need, at a cost that does not grow with
@@ -94,6 +133,14 @@ pub trait SessionStore: Send + Sync {
 
     /// Removes an API key; `false` when there was none.
     async fn revoke_api_key(&self, hash: &KeyHash) -> Result<bool>;
+}
+
+/// The members of a session and the log entries an editor has not seen yet.
+#[derive(Debug, Clone)]
+pub struct Catchup {
+    pub members: SessionMembers,
+    /// Oldest first.
+    pub entries: Vec<HistoryEntry>,
 }
 
 /// A seat request: this connection wants into this tenant's session.

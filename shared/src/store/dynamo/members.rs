@@ -190,27 +190,7 @@ impl DynamoStore {
                 "reading a session's members",
             )
             .await?;
-        let Some(meta) = items.iter().find(|i| sk(i) == Some("META")) else {
-            return Ok(None);
-        };
-        let session = session_from_meta(id, meta)?;
-        if session.is_expired(now) {
-            return Ok(None);
-        }
-        let mut connections = Vec::new();
-        let mut locks = Vec::new();
-        for item in &items {
-            match sk(item) {
-                Some(k) if k.starts_with("C#") => connections.push(connection_from_item(item)?),
-                Some(k) if k.starts_with("L#") => locks.push(lock_from_item(item)?),
-                _ => {}
-            }
-        }
-        Ok(Some(SessionMembers {
-            session,
-            connections,
-            locks,
-        }))
+        members_from_items(id, &items, now)
     }
 
     pub(super) async fn join_now(&self, seat: &Seat) -> Result<JoinOutcome> {
@@ -534,34 +514,30 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Deletes every item of an expired session: the ones its head names (history
-    /// `V#1..=head`, snapshot parts) and whatever the small-item range holds, then
-    /// the head itself, last, so an interrupted erasure is found and finished by the
-    /// next sweep. Keys are computed rather than queried: a Query is billed by the
-    /// size of what it reads, and the snapshot parts are the largest items.
+    /// Deletes every item of an expired session: the log (`A#1` up to the newest
+    /// version, keys computed, not read), whatever the range from `C#` to the
+    /// snapshot parts holds, then the head itself, last, so an interrupted erasure
+    /// is found and finished by the next sweep.
     pub(super) async fn erase_session_now(&self, id: &SessionId, now: Timestamp) -> Result<bool> {
         let pk = session_pk(id);
-        let small = self
-            .query_range(&pk, "C#", "META", None, "reading a session to erase")
+        let rest = self
+            .query_range(&pk, "C#", "T$", None, "reading a session to erase")
             .await?;
-        let Some(meta) = small.iter().find(|i| sk(i) == Some("META")) else {
+        let Some(meta) = rest.iter().find(|i| sk(i) == Some("META")) else {
             return Ok(false);
         };
         let session = session_from_meta(id, meta)?;
         if !session.is_expired(now) {
             return Ok(false);
         }
-        let snap_version = Version(number(meta, "snapVersion")?);
-        let snap_parts = number(meta, "snapParts")? as usize;
-
-        let mut keys: Vec<String> = small
+        let head = self.head_version(id).await?.unwrap_or(Version(0));
+        let mut keys: Vec<String> = rest
             .iter()
             .filter_map(|i| sk(i))
             .filter(|k| *k != "META")
             .map(str::to_owned)
             .collect();
-        keys.extend((0..snap_parts).map(|p| part_sk(snap_version, p)));
-        keys.extend((1..=session.version.0).map(|v| version_sk(Version(v))));
+        keys.extend((1..=head.0).map(|v| history_sk(Version(v))));
         for chunk in keys.chunks(BATCH) {
             self.delete_batch(&pk, chunk).await?;
         }
@@ -578,6 +554,76 @@ impl DynamoStore {
             .send()
             .await;
         self.conditional_write(out, "erasing a session")
+    }
+
+    /// Compaction: the new snapshot's parts first, then the head's pointer (only
+    /// forward), then the old parts. A reader between two steps sees the old
+    /// snapshot whole, or the new one whole (its read checks the parts against the
+    /// pointer and reads again when they do not match).
+    pub(super) async fn write_snapshot_now(
+        &self,
+        id: &SessionId,
+        version: Version,
+        template: &Template,
+    ) -> Result<bool> {
+        let snapshot = Snapshot::encode(template)?;
+        let pk = session_pk(id);
+        for (i, part) in snapshot.parts.iter().enumerate() {
+            let item = Item::from([
+                ("pk".into(), s(&pk)),
+                ("sk".into(), s(part_sk(version, i))),
+                ("part".into(), AttributeValue::B(Blob::new(part.clone()))),
+            ]);
+            let out = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            self.conditional_write(out, "storing a snapshot")?;
+        }
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .key("sk", s("META"))
+            .update_expression("SET snapVersion = :v, snapParts = :parts, snapBytes = :bytes")
+            .condition_expression("attribute_exists(pk) AND snapVersion < :v")
+            .expression_attribute_values(":v", n(version.0))
+            .expression_attribute_values(":parts", n(snapshot.parts.len()))
+            .expression_attribute_values(":bytes", n(snapshot.compressed_len()))
+            .return_values(ReturnValue::UpdatedOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        let old = match out {
+            Ok(out) => {
+                self.meter.write(out.consumed_capacity());
+                out.attributes.unwrap_or_default()
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                // A newer snapshot is in place. These parts are left for erasure:
+                // deleting them could race a writer of the same version.
+                self.meter.write(&[]);
+                return Ok(false);
+            }
+            Err(e) => return Err(store_error("storing a snapshot", e)),
+        };
+        let old_version = number(&old, "snapVersion")?;
+        let old_parts = number(&old, "snapParts")? as usize;
+        let keys: Vec<String> = (0..old_parts)
+            .map(|p| part_sk(Version(old_version), p))
+            .collect();
+        for chunk in keys.chunks(BATCH) {
+            self.delete_batch(&pk, chunk).await?;
+        }
+        Ok(true)
     }
 
     async fn delete_batch(&self, pk: &str, sort_keys: &[String]) -> Result<()> {
@@ -635,6 +681,35 @@ fn user_attributes(user: &crate::session::User) -> Item {
         ("username".into(), s(&user.username)),
         ("userColor".into(), s(&user.user_color)),
     ])
+}
+
+/// The members of a session from the items of a Query that reached `META`.
+pub(super) fn members_from_items(
+    id: &SessionId,
+    items: &[Item],
+    now: Timestamp,
+) -> Result<Option<SessionMembers>> {
+    let Some(meta) = items.iter().find(|i| sk(i) == Some("META")) else {
+        return Ok(None);
+    };
+    let session = session_from_meta(id, meta)?;
+    if session.is_expired(now) {
+        return Ok(None);
+    }
+    let mut connections = Vec::new();
+    let mut locks = Vec::new();
+    for item in items {
+        match sk(item) {
+            Some(k) if k.starts_with("C#") => connections.push(connection_from_item(item)?),
+            Some(k) if k.starts_with("L#") => locks.push(lock_from_item(item)?),
+            _ => {}
+        }
+    }
+    Ok(Some(SessionMembers {
+        session,
+        connections,
+        locks,
+    }))
 }
 
 fn lock_from_item(item: &Item) -> Result<Lock> {
