@@ -10,6 +10,7 @@ use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::notify::{ApiGatewayNotifier, Notifier, Unconfigured};
+use crate::session::change::Head;
 use crate::session::{SessionId, TenantId};
 use crate::store::{DynamoStore, SessionStore};
 
@@ -22,7 +23,18 @@ pub struct App {
     /// Connection id -> session, learnt on a warm instance: a connection never
     /// changes session, so pings skip the reverse lookup after the first.
     known_connections: Mutex<HashMap<String, SessionId>>,
+    /// Templates this instance has built, by session: a warm function catches up
+    /// by reading only the changes it missed, never the whole template again.
+    heads: Mutex<HashMap<SessionId, HeadSlot>>,
 }
+
+/// One session's template on this instance; the lock also lines up this
+/// instance's changes to the session one after the other.
+pub type HeadSlot = Arc<tokio::sync::Mutex<Option<Head>>>;
+
+/// Most sessions whose templates one instance keeps (a 1.5 MB template is ~10 MB
+/// as a JSON value).
+const HEADS_CAPACITY: usize = 32;
 
 /// Who is calling a REST route that both kinds of credential may use.
 #[derive(Debug, Clone)]
@@ -48,6 +60,7 @@ impl App {
             clock,
             api_keys,
             known_connections: Mutex::new(HashMap::new()),
+            heads: Mutex::new(HashMap::new()),
         }
     }
 
@@ -120,6 +133,21 @@ impl App {
 
     pub fn forget_connection(&self, connection_id: &str) {
         self.known().remove(connection_id);
+    }
+
+    /// This instance's slot for a session's template (empty until first loaded).
+    pub fn head_slot(&self, id: &SessionId) -> HeadSlot {
+        let mut heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = heads.get(id) {
+            return slot.clone();
+        }
+        if heads.len() >= HEADS_CAPACITY {
+            // Forget templates nobody is using right now.
+            heads.retain(|_, slot| Arc::strong_count(slot) > 1);
+        }
+        let slot = HeadSlot::default();
+        heads.insert(id.clone(), slot.clone());
+        slot
     }
 
     fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionId>> {

@@ -483,6 +483,9 @@ impl coedit::store::SessionStore for FailingJoins {
     ) -> coedit::Result<LockOutcome> {
         self.0.take_lock(m, l, now).await
     }
+    async fn release_lock(&self, id: &SessionId, e: &str, c: &str) -> coedit::Result<bool> {
+        self.0.release_lock(id, e, c).await
+    }
     async fn sweep_due(
         &self,
         now: coedit::clock::Timestamp,

@@ -4,6 +4,7 @@
 pub mod connect;
 pub mod create_session;
 pub mod disconnect;
+pub mod edit;
 pub mod get_session;
 pub mod http;
 pub mod join_session;

@@ -22,7 +22,9 @@ async fn ping(app: &App, event: &WebSocketEvent) -> Result<WebSocketResponse> {
         Err(e) => return Ok(refuse(&e)),
     };
     // A malformed ping changes nothing, not even the heartbeat.
-    let ClientMessage::Ping {} = ClientMessage::parse(&body(event)?)?;
+    let ClientMessage::Ping {} = ClientMessage::parse(&body(event)?)? else {
+        return Err(Error::malformed("action: this route takes only \"ping\""));
+    };
 
     let now = app.now();
     let Some(session) = app.session_of(connection_id).await? else {

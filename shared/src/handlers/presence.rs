@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::notify::{self, Delivery};
 use crate::session::message::{Change, ChangeKind, ServerMessage, SessionData};
 use crate::session::presence::{Departure, after_departure};
-use crate::session::{SessionMembers, User};
+use crate::session::{Lock, SessionMembers, User};
 use crate::store::LeaveOutcome;
 
 /// Sends a session change (seed shape) to every present connection but `skip`.
@@ -19,9 +19,46 @@ pub async fn announce(
     user: &User,
     skip: Option<&str>,
 ) -> Vec<String> {
+    announce_change(
+        app,
+        members,
+        Change {
+            kind,
+            value: user,
+            target: None,
+        },
+        skip,
+    )
+    .await
+}
+
+/// Sends a session change about an element (`LOCKED`, `UNLOCKED`) to every present
+/// connection but `skip`. Returns the connections API Gateway reported gone.
+pub async fn announce_lock(
+    app: &App,
+    members: &SessionMembers,
+    kind: ChangeKind,
+    user: &User,
+    element: &str,
+    skip: Option<&str>,
+) -> Vec<String> {
+    let change = Change {
+        kind,
+        value: user,
+        target: Some(element),
+    };
+    announce_change(app, members, change, skip).await
+}
+
+async fn announce_change(
+    app: &App,
+    members: &SessionMembers,
+    change: Change<'_>,
+    skip: Option<&str>,
+) -> Vec<String> {
     let now = app.now();
     let message = ServerMessage::SessionChange {
-        change: Change { kind, value: user },
+        change,
         session_data: SessionData {
             users: members.users_by_connection(now),
         },
@@ -63,12 +100,30 @@ pub async fn depart(
         members.session.seats = seats;
         members.session.expires_at = expires_at;
         members.connections.retain(|c| c.id != id);
+        let released: Vec<Lock> = members.locks_held_by(&id).cloned().collect();
         members.locks.retain(|l| l.connection_id != id);
 
         if departure == Departure::Stale {
             close_with(app, &id, &stale_error()).await;
         }
-        let gone = announce(app, members, ChangeKind::UserLeft, &left.user, newcomer).await;
+        let mut gone = announce(app, members, ChangeKind::UserLeft, &left.user, newcomer).await;
+        // Its locks went with it: the others may take those elements now.
+        for lock in &released {
+            let more = announce_lock(
+                app,
+                members,
+                ChangeKind::Unlocked,
+                &lock.user,
+                &lock.element,
+                newcomer,
+            )
+            .await;
+            for g in more {
+                if !gone.contains(&g) {
+                    gone.push(g);
+                }
+            }
+        }
         work.extend(gone.into_iter().map(|g| (g, Departure::Left)));
     }
     Ok(dropped)

@@ -68,6 +68,11 @@ pub fn reply(message: &ServerMessage<'_>) -> WebSocketResponse {
     response(200, Some(message.to_json()))
 }
 
+/// Accepted, with a message already serialized.
+pub fn reply_json(message: String) -> WebSocketResponse {
+    response(200, Some(message))
+}
+
 /// Refused: the error's HTTP status and the protocol's error message.
 pub fn refuse(err: &Error) -> WebSocketResponse {
     if err.code.http_status() >= 500 {

@@ -6,17 +6,40 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{User, Version};
+use serde_json::Value;
+
+use super::{HistoryEntry, User, Version};
 use crate::error::{Error, Result};
 
 /// API Gateway refuses larger messages; anything bigger never reaches a function.
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 
 /// A message from a client, selected by its `action`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum ClientMessage {
     Ping {},
+    #[serde(rename_all = "camelCase")]
+    Edit {
+        change_id: String,
+        base_version: u64,
+        /// RFC 6902 ops, parsed by `patch::parse` for answers that name the op.
+        patch: Value,
+        #[serde(default)]
+        label: String,
+        #[serde(default, rename = "type")]
+        kind: String,
+    },
+    Lock {
+        target: String,
+    },
+    Unlock {
+        target: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Sync {
+        since_version: u64,
+    },
 }
 
 impl ClientMessage {
@@ -67,6 +90,9 @@ pub struct Change<'a> {
     #[serde(rename = "type")]
     pub kind: ChangeKind,
     pub value: &'a User,
+    /// The element, for `LOCKED` and `UNLOCKED` (ours, beyond the seed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,11 +113,38 @@ pub enum ServerMessage<'a> {
         change: Change<'a>,
         session_data: SessionData<'a>,
     },
+    #[serde(rename_all = "camelCase")]
     Error {
         code: u16,
         message: &'static str,
         detail: &'a str,
         recoverable: bool,
+        /// The change refused, when the error answers an `edit`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        change_id: Option<&'a str>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Ack {
+        change_id: &'a str,
+        version: Version,
+    },
+    #[serde(rename_all = "camelCase")]
+    Change {
+        history_entry: &'a HistoryEntry,
+    },
+    Changes {
+        entries: &'a [HistoryEntry],
+    },
+    /// The log cannot be sent (too far back or too large): read the template with GET.
+    Resync {
+        version: Version,
+    },
+    #[serde(rename_all = "camelCase")]
+    Lock {
+        target: &'a str,
+        granted: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        held_by: Option<&'a User>,
     },
 }
 
@@ -102,6 +155,18 @@ impl ServerMessage<'_> {
             message: err.code.message(),
             detail: &err.detail,
             recoverable: err.code.recoverable(),
+            change_id: None,
+        }
+    }
+
+    /// An error answering the edit `change_id`.
+    pub fn edit_error<'a>(err: &'a Error, change_id: Option<&'a str>) -> ServerMessage<'a> {
+        ServerMessage::Error {
+            code: err.code.number(),
+            message: err.code.message(),
+            detail: &err.detail,
+            recoverable: err.code.recoverable(),
+            change_id,
         }
     }
 
@@ -127,6 +192,7 @@ mod tests {
             change: Change {
                 kind: ChangeKind::UserJoined,
                 value: &ann,
+                target: None,
             },
             session_data: SessionData {
                 users: BTreeMap::from([("668bf8aa", &ann)]),

@@ -416,6 +416,15 @@ impl SessionStore for DynamoStore {
         self.take_lock_now(members, lock, now).await
     }
 
+    async fn release_lock(
+        &self,
+        id: &SessionId,
+        element: &str,
+        connection_id: &str,
+    ) -> Result<bool> {
+        self.release_lock_now(id, element, connection_id).await
+    }
+
     async fn sweep_due(&self, now: Timestamp, limit: usize) -> Result<Vec<SweepTask>> {
         self.sweep_due_now(now, limit).await
     }

@@ -350,6 +350,28 @@ impl SessionStore for MemoryStore {
         Ok(LockOutcome::Granted)
     }
 
+    async fn release_lock(
+        &self,
+        id: &SessionId,
+        element: &str,
+        connection_id: &str,
+    ) -> Result<bool> {
+        let mut inner = self.lock();
+        let Some(stored) = inner.sessions.get_mut(id) else {
+            return Ok(false);
+        };
+        if stored
+            .locks
+            .get(element)
+            .is_some_and(|l| l.connection_id == connection_id)
+        {
+            stored.locks.remove(element);
+            self.wrote();
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     async fn sweep_due(&self, now: Timestamp, limit: usize) -> Result<Vec<SweepTask>> {
         // The embedded store has no index to keep; looking at every session is its
         // equivalent of the DynamoDB store's sparse index queries.

@@ -115,6 +115,14 @@ pub trait SessionStore: Send + Sync {
         now: Timestamp,
     ) -> Result<LockOutcome>;
 
+    /// Releases `element` if `connection_id` holds it; `false` when it did not.
+    async fn release_lock(
+        &self,
+        id: &SessionId,
+        element: &str,
+        connection_id: &str,
+    ) -> Result<bool>;
+
     /// Sessions the sweeper must look at now, found through an index (never a Scan):
     /// expired ones to erase and occupied ones whose presence check is due.
     async fn sweep_due(&self, now: Timestamp, limit: usize) -> Result<Vec<SweepTask>>;

@@ -446,6 +446,26 @@ impl DynamoStore {
         ))
     }
 
+    pub(super) async fn release_lock_now(
+        &self,
+        id: &SessionId,
+        element: &str,
+        connection_id: &str,
+    ) -> Result<bool> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(session_pk(id)))
+            .key("sk", s(lock_sk(element)))
+            .condition_expression("holder = :me")
+            .expression_attribute_values(":me", s(connection_id))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        self.conditional_write(out, "releasing a lock")
+    }
+
     pub(super) async fn sweep_due_now(
         &self,
         now: Timestamp,
