@@ -15,34 +15,46 @@ use crate::error::{Error, Result};
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 
 /// A message from a client, selected by its `action`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "action", rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage {
     Ping {},
-    #[serde(rename_all = "camelCase")]
-    Edit {
-        change_id: String,
-        base_version: u64,
-        /// RFC 6902 ops, parsed by `patch::parse` for answers that name the op.
-        patch: Value,
-        #[serde(default)]
-        label: String,
-        #[serde(default, rename = "type")]
-        kind: String,
-    },
-    Lock {
-        target: String,
-    },
-    Unlock {
-        target: String,
-    },
-    #[serde(rename_all = "camelCase")]
-    Sync {
-        since_version: u64,
-    },
+    Edit(EditMessage),
+    Lock { target: String },
+    Unlock { target: String },
+    Sync { since_version: u64 },
 }
 
+/// An `edit` as sent; `Edit::new` checks it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EditMessage {
+    pub change_id: String,
+    pub base_version: u64,
+    /// RFC 6902 ops, parsed by `patch::parse` for answers that name the op.
+    pub patch: Value,
+    #[serde(default)]
+    pub label: String,
+    #[serde(default, rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Deserialize)]
+struct TargetFields {
+    target: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SyncFields {
+    since_version: u64,
+}
+
+const ACTIONS: &str = "`ping`, `edit`, `lock`, `unlock`, `sync`";
+
 impl ClientMessage {
+    /// Parses a message, or says what is wrong and where (4000), or that it is too
+    /// large (4013). The JSON is read first, then the fields of its action, so a
+    /// wrong field is named by its path.
     pub fn parse(body: &str) -> Result<ClientMessage> {
         if body.len() > MAX_MESSAGE_BYTES {
             return Err(Error::too_large(format!(
@@ -59,20 +71,50 @@ impl ClientMessage {
                 ));
             }
         }
-        let mut de = serde_json::Deserializer::from_str(body);
-        let message = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." || path.is_empty() {
-                Error::malformed(format!("message: {inner}"))
-            } else {
-                Error::malformed(format!("{path}: {inner}"))
+        let value: Value =
+            serde_json::from_str(body).map_err(|e| Error::malformed(format!("message: {e}")))?;
+        let action = match value.get("action") {
+            None => return Err(Error::malformed("message: missing field `action`")),
+            Some(Value::String(a)) => a.clone(),
+            Some(_) => {
+                return Err(Error::malformed(format!(
+                    "action: must be one of {ACTIONS}"
+                )));
             }
-        })?;
-        de.end()
-            .map_err(|e| Error::malformed(format!("message: {e}")))?;
-        Ok(message)
+        };
+        Ok(match action.as_str() {
+            "ping" => ClientMessage::Ping {},
+            "edit" => ClientMessage::Edit(fields(value)?),
+            "lock" => ClientMessage::Lock {
+                target: fields::<TargetFields>(value)?.target,
+            },
+            "unlock" => ClientMessage::Unlock {
+                target: fields::<TargetFields>(value)?.target,
+            },
+            "sync" => ClientMessage::Sync {
+                since_version: fields::<SyncFields>(value)?.since_version,
+            },
+            other => {
+                return Err(Error::malformed(format!(
+                    "action: unknown variant `{}`, expected one of {ACTIONS}",
+                    other.chars().take(64).collect::<String>()
+                )));
+            }
+        })
     }
+}
+
+/// The fields of one action, with the path of a wrong one in the answer.
+fn fields<T: serde::de::DeserializeOwned>(value: Value) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            Error::malformed(format!("message: {inner}"))
+        } else {
+            Error::malformed(format!("{path}: {inner}"))
+        }
+    })
 }
 
 /// The kinds of session change (seed: the SDK's `onSessionChange`).

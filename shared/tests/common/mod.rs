@@ -169,6 +169,30 @@ impl TestApp {
         res.json()["sessionId"].as_str().unwrap().to_owned()
     }
 
+    /// A new session of tenant `acme` from `template`; its id.
+    pub async fn create_session_from(&self, template: &Value) -> String {
+        let body = serde_json::to_vec(&json!({"template": template, "userid": "host"})).unwrap();
+        let res = call(
+            &self.app,
+            coedit::handlers::create_session::handle,
+            Event::create_session(Some(&self.api_key), body),
+        )
+        .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        res.json()["sessionId"].as_str().unwrap().to_owned()
+    }
+
+    /// Another warm function instance: its own memory (templates, connection
+    /// lookups), the same store, clock and connections.
+    pub fn another_instance(&self) -> Arc<App> {
+        Arc::new(App::new(
+            self.app.config.clone(),
+            self.store.store(),
+            self.hub.clone(),
+            self.clock.clone(),
+        ))
+    }
+
     /// `GET /v1/coedit/session/{id}` with `credential` (an API key or a join token).
     pub async fn get(&self, credential: &str, id: &str) -> Answer {
         call(

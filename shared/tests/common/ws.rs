@@ -2,7 +2,7 @@
 //! them, and clients that read what the app pushes through the local hub.
 
 use coedit::handlers::websocket::{WebSocketEvent, WebSocketResponse};
-use coedit::handlers::{connect, disconnect, join_session, ping};
+use coedit::handlers::{connect, disconnect, edit, join_session, ping};
 use coedit::notify::local::Outbound;
 use coedit::session::User;
 use serde_json::{Value, json};
@@ -167,5 +167,39 @@ impl TestApp {
 
     pub async fn ping(&self, client: &Client) -> WebSocketResponse {
         self.ping_raw(&client.id, r#"{"action":"ping"}"#).await
+    }
+}
+
+/// The route API Gateway selects for a message: its `action`, or `$default`.
+pub fn route_of(body: &str) -> String {
+    let action = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("action").and_then(Value::as_str).map(str::to_owned));
+    match action.as_deref() {
+        Some(a @ ("ping" | "edit" | "lock" | "unlock" | "sync")) => a.to_owned(),
+        _ => "$default".to_owned(),
+    }
+}
+
+/// Sends a message on a connection as API Gateway would route it, to `app`; the
+/// route response's body as JSON (`Null` when there is none).
+pub async fn send_to(app: &coedit::App, connection_id: &str, body: &str) -> Value {
+    let route = route_of(body);
+    let event = ws_event(&route, connection_id, None, Some(body));
+    let res = if route == "ping" {
+        ping::handle(app, event).await
+    } else {
+        edit::handle(app, event).await
+    };
+    match &res.body {
+        Some(aws_lambda_events::encodings::Body::Text(t)) => serde_json::from_str(t).unwrap(),
+        _ => Value::Null,
+    }
+}
+
+impl TestApp {
+    /// Sends `body` on `client`'s connection; the route response as JSON.
+    pub async fn send(&self, client: &Client, body: &Value) -> Value {
+        send_to(&self.app, &client.id, &body.to_string()).await
     }
 }

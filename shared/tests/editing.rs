@@ -1,0 +1,544 @@
+//! The edit pipeline (PROTOCOL.md, `edit`, `lock`, `unlock`, `sync`): versions that
+//! never skip or repeat under concurrency across instances, merging of concurrent
+//! changes, locks, resends and every validation error; on the embedded store and
+//! on DynamoDB Local.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use coedit::patch;
+use coedit::session::{HistoryEntry, SessionId, Version};
+use common::ws::{Client, send_to, user};
+use common::{TestApp, TestStore, fixture};
+use serde_json::{Value, json};
+
+both_stores!(
+    twenty_writers_on_disjoint_modules_get_contiguous_versions_and_converge,
+    structural_changes_race_edits_and_are_rebased_or_refused_never_misapplied,
+    twenty_users_race_for_one_lock_two_hundred_rounds,
+    a_resent_change_is_applied_once,
+    invalid_changes_are_refused_saying_what_and_where_and_store_nothing,
+    sync_returns_missed_entries_or_resync,
+    locks_go_with_their_holder,
+);
+
+fn sid(id: &str) -> SessionId {
+    SessionId::parse(id).unwrap()
+}
+
+/// `/page/rows/r/columns/c/modules/m` of every module, in document order.
+fn module_paths(template: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (r, row) in template["page"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        for (c, col) in row["columns"].as_array().into_iter().flatten().enumerate() {
+            for (m, module) in col["modules"].as_array().into_iter().flatten().enumerate() {
+                let uuid = module["uuid"].as_str().unwrap().to_owned();
+                out.push((format!("/page/rows/{r}/columns/{c}/modules/{m}"), uuid));
+            }
+        }
+    }
+    out
+}
+
+async fn template_of(t: &TestApp, id: &str) -> (Value, u64) {
+    let got = t.get(&t.api_key, id).await.json();
+    (got["template"].clone(), got["version"].as_u64().unwrap())
+}
+
+async fn log_of(t: &TestApp, id: &str) -> Vec<HistoryEntry> {
+    t.app
+        .store
+        .history(&sid(id), Version(0), usize::MAX)
+        .await
+        .unwrap()
+}
+
+/// Applies history entries (their diffs as applied) to a template.
+fn replay(mut doc: Value, entries: &[&HistoryEntry]) -> Value {
+    for e in entries {
+        if e.diff.is_empty() {
+            continue;
+        }
+        let ops = patch::parse(&Value::Array(e.diff.clone())).unwrap();
+        patch::apply(&mut doc, &ops)
+            .unwrap_or_else(|f| panic!("entry {} does not apply: {f:?}", e.version));
+    }
+    doc
+}
+
+fn edit(change_id: &str, base: u64, patch: Value) -> Value {
+    json!({"action": "edit", "changeId": change_id, "baseVersion": base, "patch": patch,
+           "label": "Text changed", "type": "text"})
+}
+
+/// The change entries pushed to a client, and whatever else it received.
+fn split_received(client: &mut Client) -> (Vec<HistoryEntry>, Vec<Value>) {
+    let mut changes = Vec::new();
+    let mut other = Vec::new();
+    for m in client.received() {
+        if m["type"] == "change" {
+            changes.push(serde_json::from_value(m["historyEntry"].clone()).unwrap());
+        } else {
+            other.push(m);
+        }
+    }
+    (changes, other)
+}
+
+async fn twenty_writers_on_disjoint_modules_get_contiguous_versions_and_converge(store: TestStore) {
+    let t = TestApp::new(store.clone()).await;
+    let id = t
+        .create_session_from(&fixture("playground-template.json"))
+        .await;
+    let (initial, v1) = template_of(&t, &id).await;
+    assert_eq!(v1, 1);
+    let modules = module_paths(&initial);
+    // Four warm instances of the edit function, writers spread over them.
+    let instances: Vec<Arc<coedit::App>> = (0..4).map(|_| t.another_instance()).collect();
+    let mut clients = Vec::new();
+    for n in 0..20 {
+        clients.push(t.connect(&id, &user(n)).await);
+    }
+    for c in &mut clients {
+        c.received();
+    }
+
+    let writers = clients.iter().enumerate().map(|(n, c)| {
+        let app = instances[n % instances.len()].clone();
+        let connection = c.id.clone();
+        let (path, _) = modules[n].clone();
+        async move {
+            let mut acked: Vec<(u64, Value)> = Vec::new();
+            let mut base = 1;
+            for k in 0..100 {
+                let patch =
+                    json!([{"op": "add", "path": format!("{path}/coeditCounter"), "value": k}]);
+                let body = edit(&format!("w{n}-{k}"), base, patch.clone()).to_string();
+                let answer = send_to(&app, &connection, &body).await;
+                assert_eq!(answer["type"], "ack", "writer {n} change {k}: {answer}");
+                assert_eq!(answer["changeId"], format!("w{n}-{k}"));
+                let version = answer["version"].as_u64().unwrap();
+                acked.push((version, patch));
+                base = version;
+            }
+            acked
+        }
+    });
+    let acked: Vec<Vec<(u64, Value)>> = futures_util::future::join_all(writers).await;
+
+    // Versions 2..=2001, each once.
+    let mut versions: Vec<u64> = acked.iter().flatten().map(|(v, _)| *v).collect();
+    versions.sort();
+    assert_eq!(versions, (2..=2001).collect::<Vec<_>>());
+    let log = log_of(&t, &id).await;
+    assert_eq!(
+        log.iter().map(|e| e.version.0).collect::<Vec<_>>(),
+        (1..=2001).collect::<Vec<_>>()
+    );
+
+    // The server's template is every acked change applied in version order...
+    let (server, head) = template_of(&t, &id).await;
+    assert_eq!(head, 2001);
+    let mut by_version: BTreeMap<u64, Value> = BTreeMap::new();
+    for (v, p) in acked.iter().flatten() {
+        by_version.insert(*v, p.clone());
+    }
+    let mut expected = initial.clone();
+    for p in by_version.values() {
+        patch::apply(&mut expected, &patch::parse(p).unwrap()).unwrap();
+    }
+    assert_eq!(server, expected);
+    for (n, (path, _)) in modules.iter().take(20).enumerate() {
+        let module = server.pointer(path).unwrap();
+        assert_eq!(module["coeditCounter"], 99, "writer {n}");
+    }
+
+    // ...and so is each client's copy, built from what it received and its own acks.
+    for (n, c) in clients.iter_mut().enumerate() {
+        let (changes, other) = split_received(c);
+        assert!(other.is_empty(), "client {n} got {other:?}");
+        let mut mine: BTreeMap<u64, Value> = changes
+            .iter()
+            .map(|e| (e.version.0, Value::Array(e.diff.clone())))
+            .collect();
+        assert_eq!(
+            mine.len(),
+            1900,
+            "client {n} receives every other change once"
+        );
+        for (v, p) in &acked[n] {
+            assert!(mine.insert(*v, p.clone()).is_none());
+        }
+        let mut copy = initial.clone();
+        for p in mine.values() {
+            patch::apply(&mut copy, &patch::parse(p).unwrap()).unwrap();
+        }
+        assert_eq!(copy, server, "client {n}");
+    }
+}
+
+async fn structural_changes_race_edits_and_are_rebased_or_refused_never_misapplied(
+    store: TestStore,
+) {
+    let t = TestApp::new(store.clone()).await;
+    let id = t
+        .create_session_from(&fixture("playground-template.json"))
+        .await;
+    let (initial, _) = template_of(&t, &id).await;
+    let instances: Vec<Arc<coedit::App>> = (0..3).map(|_| t.another_instance()).collect();
+    let mut clients = Vec::new();
+    for n in 0..9 {
+        clients.push(t.connect(&id, &user(n)).await);
+    }
+
+    // Each client works from its own copy, refreshed with GET after a conflict,
+    // like a browser that resyncs. Editors mark a module with its own uuid; row
+    // movers insert and remove whole rows.
+    let tasks = clients.iter().enumerate().map(|(n, c)| {
+        let app = instances[n % instances.len()].clone();
+        let connection = c.id.clone();
+        let t = &t;
+        let id = id.clone();
+        async move {
+            let (mut copy, mut base) = template_of(t, &id).await;
+            let mut outcomes: HashMap<String, usize> = HashMap::new();
+            for k in 0..30 {
+                let rows = copy["page"]["rows"].as_array().unwrap().len();
+                let pick = (n * 7 + k * 13) % rows.max(1);
+                let patch = if n % 3 == 0 {
+                    if k % 2 == 0 || rows < 4 {
+                        json!([{"op": "add", "path": format!("/page/rows/{pick}"),
+                                "value": {"uuid": format!("row-{n}-{k}"), "columns": [{"modules": [
+                                    {"uuid": format!("mod-{n}-{k}"), "type": "t"}]}]}}])
+                    } else {
+                        json!([{"op": "remove", "path": format!("/page/rows/{pick}")}])
+                    }
+                } else {
+                    let modules = module_paths(&copy);
+                    let (path, uuid) = &modules[(n * 5 + k * 3) % modules.len()];
+                    json!([{"op": "add", "path": format!("{path}/mark"), "value": format!("{uuid}|{n}-{k}")}])
+                };
+                let body = edit(&format!("s{n}-{k}"), base, patch.clone()).to_string();
+                let answer = send_to(&app, &connection, &body).await;
+                match answer["type"].as_str() {
+                    Some("ack") => {
+                        *outcomes.entry("ack".into()).or_default() += 1;
+                    }
+                    Some("error") => {
+                        assert_eq!(answer["code"], 4009, "only conflicts may refuse: {answer}");
+                        assert_eq!(answer["changeId"], format!("s{n}-{k}"));
+                        *outcomes.entry("conflict".into()).or_default() += 1;
+                    }
+                    _ => panic!("{answer}"),
+                }
+                (copy, base) = template_of(t, &id).await;
+            }
+            outcomes
+        }
+    });
+    let outcomes = futures_util::future::join_all(tasks).await;
+    let acks: usize = outcomes
+        .iter()
+        .map(|o| o.get("ack").copied().unwrap_or(0))
+        .sum();
+    assert!(acks > 100, "most changes merge: {outcomes:?}");
+
+    // Replaying the log: every mark lands on the module it names, every row
+    // insert where the log says, and the result is the server's template.
+    let log = log_of(&t, &id).await;
+    let mut doc = initial.clone();
+    for e in &log[1..] {
+        for op in &e.diff {
+            let path = op["path"].as_str().unwrap();
+            if let Some(module_path) = path.strip_suffix("/mark") {
+                let intended = op["value"].as_str().unwrap().split('|').next().unwrap();
+                let module = doc
+                    .pointer(module_path)
+                    .unwrap_or_else(|| panic!("v{} {path}: no module", e.version));
+                assert_eq!(
+                    module["uuid"], intended,
+                    "v{}: a mark landed on another module",
+                    e.version
+                );
+            }
+        }
+        doc = replay(doc, &[e]);
+    }
+    let (server, head) = template_of(&t, &id).await;
+    assert_eq!(head, log.len() as u64);
+    assert_eq!(doc, server);
+}
+
+async fn twenty_users_race_for_one_lock_two_hundred_rounds(store: TestStore) {
+    let t = TestApp::new(store.clone()).await;
+    let id = t
+        .create_session_from(&fixture("playground-template.json"))
+        .await;
+    let (initial, _) = template_of(&t, &id).await;
+    let (path, element) = module_paths(&initial)[3].clone();
+    let instances: Vec<Arc<coedit::App>> = (0..4).map(|_| t.another_instance()).collect();
+    let mut clients = Vec::new();
+    for n in 0..20 {
+        clients.push(t.connect(&id, &user(n)).await);
+    }
+    let lock = json!({"action": "lock", "target": element});
+    for round in 0..200 {
+        // A different one starts first each round.
+        let order = (0..20).map(|k| (k + round * 7) % 20);
+        let racers = order.clone().map(|n| {
+            let c = &clients[n];
+            let app = instances[n % instances.len()].clone();
+            let body = lock.to_string();
+            let connection = c.id.clone();
+            async move { send_to(&app, &connection, &body).await }
+        });
+        let mut answers = vec![Value::Null; 20];
+        for (n, a) in order.zip(futures_util::future::join_all(racers).await) {
+            answers[n] = a;
+        }
+        let winners: Vec<usize> = (0..20).filter(|n| answers[*n]["granted"] == true).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {answers:?}");
+        let winner = winners[0];
+        for (n, a) in answers.iter().enumerate() {
+            assert_eq!(a["type"], "lock");
+            assert_eq!(a["target"], element);
+            if n != winner {
+                assert_eq!(
+                    a["heldBy"]["userId"],
+                    format!("user-{winner}"),
+                    "round {round}"
+                );
+            }
+        }
+        if round % 20 == 0 {
+            // Nobody else may change the element or anything in it.
+            let other = (winner + 1) % 20;
+            let change = edit(
+                &format!("l{round}"),
+                1,
+                json!([{"op": "add", "path": format!("{path}/x{round}"), "value": 1}]),
+            );
+            let refused = send_to(&instances[0], &clients[other].id, &change.to_string()).await;
+            assert_eq!(refused["code"], 4023, "{refused}");
+            assert!(refused["detail"].as_str().unwrap().contains(&element));
+            let mine = send_to(&instances[1], &clients[winner].id, &change.to_string()).await;
+            assert_eq!(mine["type"], "ack", "{mine}");
+        }
+        let unlock = json!({"action": "unlock", "target": element}).to_string();
+        send_to(&instances[2], &clients[winner].id, &unlock).await;
+    }
+    // Everyone but the holder heard every LOCKED and UNLOCKED.
+    let (mut locked, mut unlocked) = (0, 0);
+    for c in &mut clients {
+        let (_, other) = split_received(c);
+        for m in other.iter().filter(|m| m["type"] == "sessionChange") {
+            match m["change"]["type"].as_str() {
+                Some("LOCKED") => locked += 1,
+                Some("UNLOCKED") => unlocked += 1,
+                _ => continue,
+            }
+            assert_eq!(m["change"]["target"], element);
+        }
+    }
+    assert_eq!((locked, unlocked), (200 * 19, 200 * 19));
+}
+
+async fn a_resent_change_is_applied_once(store: TestStore) {
+    let t = TestApp::new(store.clone()).await;
+    let id = t.create_session().await;
+    let (initial, _) = template_of(&t, &id).await;
+    let (path, _) = module_paths(&initial)[0].clone();
+    let mut ann = t.connect(&id, &user(1)).await;
+    let mut bob = t.connect(&id, &user(2)).await;
+    ann.received();
+    let change = edit(
+        "c-1",
+        1,
+        json!([{"op": "add", "path": format!("{path}/n"), "value": 1}]),
+    );
+    let first = t.send(&ann, &change).await;
+    assert_eq!(
+        first,
+        json!({"type": "ack", "changeId": "c-1", "version": 2})
+    );
+    // The ack was lost; more changes happen; she reconnects and sends it again, to
+    // the same instance and to a cold one.
+    t.send(
+        &bob,
+        &edit(
+            "c-2",
+            2,
+            json!([{"op": "add", "path": "/page/other", "value": 2}]),
+        ),
+    )
+    .await;
+    t.disconnect(&ann).await;
+    let ann = t.connect(&id, &user(1)).await;
+    assert_eq!(t.send(&ann, &change).await, first);
+    let cold = t.another_instance();
+    assert_eq!(send_to(&cold, &ann.id, &change.to_string()).await, first);
+    let log = log_of(&t, &id).await;
+    assert_eq!(log.len(), 3);
+    assert_eq!(log.iter().filter(|e| e.change_id == "c-1").count(), 1);
+    // Bob got it once.
+    let (changes, _) = split_received(&mut bob);
+    assert_eq!(changes.iter().filter(|e| e.change_id == "c-1").count(), 1);
+}
+
+async fn invalid_changes_are_refused_saying_what_and_where_and_store_nothing(store: TestStore) {
+    let t = TestApp::new(store.clone()).await;
+    let id = t.create_session().await;
+    let ann = t.connect(&id, &user(1)).await;
+    let writes = t.store.writes();
+    let ok_patch = json!([{"op": "add", "path": "/page/x", "value": 1}]);
+    let huge = "x".repeat(130 * 1024);
+    let deep = (0..200).fold(json!(1), |v, _| json!([v]));
+    let cases: Vec<(String, u16, &str)> = vec![
+        ("{\"action\":\"edit\",".into(), 4000, "EOF"),
+        (r#"{"action":"edit","changeId":"c","baseVersion":"one","patch":[]}"#.into(), 4000, "baseVersion"),
+        (r#"{"action":"edit","baseVersion":1,"patch":[]}"#.into(), 4000, "changeId"),
+        (edit("c", 0, ok_patch.clone()).to_string(), 4000, "baseVersion"),
+        (edit("c", 9, ok_patch.clone()).to_string(), 4000, "newer than the session's version 1"),
+        (edit("", 1, ok_patch.clone()).to_string(), 4000, "changeId"),
+        (edit("c", 1, json!({"op": "add"})).to_string(), 4001, "must be an array"),
+        (edit("c", 1, json!([])).to_string(), 4001, "no operations"),
+        (edit("c", 1, json!([{"op": "add", "path": "page/x", "value": 1}])).to_string(), 4001, "patch[0]"),
+        (edit("c", 1, json!([{"op": "jump", "path": "/page/x"}])).to_string(), 4001, "patch[0]: unknown variant `jump`"),
+        (edit("c", 1, json!([{"op": "add", "path": "/page/x", "value": 1}, {"op": "remove", "path": "/page/rows/99"}])).to_string(), 4001, "patch[1] (remove /page/rows/99)"),
+        (edit("c", 1, json!([{"op": "replace", "path": "/page/nothing/here", "value": 1}])).to_string(), 4001, "does not exist"),
+        (edit("c", 1, json!([{"op": "add", "path": "/page/rows/0/uuid/x", "value": 1}])).to_string(), 4001, "neither an object nor an array"),
+        (edit("c", 1, json!([{"op": "remove", "path": "/page"}])).to_string(), 4001, "page must stay an object"),
+        (edit("c", 1, json!([{"op": "replace", "path": "", "value": {"page": {}}}])).to_string(), 4001, "root"),
+        (edit("c", 1, json!([{"op": "test", "path": "/page/rows/0/uuid", "value": "nope"}])).to_string(), 4009, "tested"),
+        (edit("c", 1, json!([{"op": "add", "path": "/page/x", "value": huge}])).to_string(), 4013, "bytes"),
+        (edit("c", 1, json!([{"op": "add", "path": "/page/x", "value": deep}])).to_string(), 4000, "recursion"),
+        (r#"{"action":"lock","target":""}"#.into(), 4000, "target"),
+        (r#"{"action":"sync","sinceVersion":-1}"#.into(), 4000, "sinceVersion"),
+        (r#"{"action":"dance"}"#.into(), 4000, "unknown variant `dance`"),
+    ];
+    for (body, code, says) in &cases {
+        let answer = send_to(&t.app, &ann.id, body).await;
+        assert_eq!(answer["type"], "error", "{body:.80}: {answer}");
+        assert_eq!(answer["code"], *code, "{body:.80}: {answer}");
+        let detail = answer["detail"].as_str().unwrap();
+        assert!(detail.contains(says), "{body:.80}: {detail}");
+        // Every message that is read names its change; one too large or nested too
+        // deeply is not read.
+        if body.contains(r#""changeId":"c""#) && *code != 4013 && !detail.contains("recursion") {
+            assert_eq!(answer["changeId"], "c", "{body:.80}");
+        }
+    }
+    assert_eq!(t.store.writes(), writes, "nothing was stored");
+    let (_, version) = template_of(&t, &id).await;
+    assert_eq!(version, 1, "no version used up");
+    // The next good change still gets version 2.
+    let ok = t.send(&ann, &edit("good", 1, ok_patch)).await;
+    assert_eq!(ok["version"], 2, "{ok}");
+}
+
+async fn sync_returns_missed_entries_or_resync(store: TestStore) {
+    let t = TestApp::new(store.clone()).await;
+    let id = t.create_session().await;
+    let ann = t.connect(&id, &user(1)).await;
+    for k in 0..5 {
+        t.send(
+            &ann,
+            &edit(
+                &format!("c{k}"),
+                1 + k,
+                json!([{"op": "add", "path": "/page/k", "value": k}]),
+            ),
+        )
+        .await;
+    }
+    let answer = t
+        .send(&ann, &json!({"action": "sync", "sinceVersion": 3}))
+        .await;
+    assert_eq!(answer["type"], "changes");
+    let versions: Vec<u64> = answer["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [4, 5, 6]);
+    assert_eq!(
+        answer["entries"][0]["diff"],
+        json!([{"op": "add", "path": "/page/k", "value": 2}])
+    );
+    let none = t
+        .send(&ann, &json!({"action": "sync", "sinceVersion": 6}))
+        .await;
+    assert_eq!(none, json!({"type": "changes", "entries": []}));
+    // Too much to send in one message: fetch the template instead.
+    let big = "y".repeat(60 * 1024);
+    for k in 0..3 {
+        let a = t
+            .send(
+                &ann,
+                &edit(
+                    &format!("b{k}"),
+                    6 + k,
+                    json!([{"op": "add", "path": "/page/big", "value": big}]),
+                ),
+            )
+            .await;
+        assert_eq!(a["type"], "ack", "{a}");
+    }
+    let resync = t
+        .send(&ann, &json!({"action": "sync", "sinceVersion": 1}))
+        .await;
+    assert_eq!(resync, json!({"type": "resync", "version": 9}));
+}
+
+async fn locks_go_with_their_holder(store: TestStore) {
+    let t = TestApp::new(store.clone()).await;
+    let id = t.create_session().await;
+    let (initial, _) = template_of(&t, &id).await;
+    let (path, element) = module_paths(&initial)[0].clone();
+    let ann = t.connect(&id, &user(1)).await;
+    let mut bob = t.connect(&id, &user(2)).await;
+    let lock = json!({"action": "lock", "target": element});
+    assert_eq!(t.send(&ann, &lock).await["granted"], true);
+    // Locking again is idempotent and announces nothing new.
+    assert_eq!(t.send(&ann, &lock).await["granted"], true);
+    let (_, got) = split_received(&mut bob);
+    assert_eq!(
+        got.iter()
+            .filter(|m| m["change"]["type"] == "LOCKED")
+            .count(),
+        1
+    );
+    // A change to the row holding the module is refused too.
+    let row = path.split("/columns").next().unwrap();
+    let refused = t
+        .send(&bob, &edit("b1", 1, json!([{"op": "remove", "path": row}])))
+        .await;
+    assert_eq!(refused["code"], 4023, "{refused}");
+    t.disconnect(&ann).await;
+    let (_, got) = split_received(&mut bob);
+    assert!(
+        got.iter()
+            .any(|m| m["change"]["type"] == "UNLOCKED" && m["change"]["target"] == element),
+        "{got:?}"
+    );
+    assert_eq!(t.send(&bob, &lock).await["granted"], true);
+    let ok = t
+        .send(
+            &bob,
+            &edit(
+                "b2",
+                1,
+                json!([{"op": "add", "path": format!("{path}/n"), "value": 1}]),
+            ),
+        )
+        .await;
+    assert_eq!(ok["type"], "ack");
+}
