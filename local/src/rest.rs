@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use coedit::App;
-use coedit::handlers::{create_session, get_session, join_session};
+use coedit::handlers::{create_session, get_session, join_session, post_change};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -43,7 +43,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> 
 enum Route {
     Create,
     Get(String),
+    History(String),
+    Version(String, String),
     Join(String),
+    PostChange(String),
 }
 
 fn match_route(method: &Method, path: &str) -> Option<Route> {
@@ -53,8 +56,19 @@ fn match_route(method: &Method, path: &str) -> Option<Route> {
         (&Method::GET, ["v1", "coedit", "session", id]) if !id.is_empty() => {
             Some(Route::Get((*id).to_owned()))
         }
+        (&Method::GET, ["v1", "coedit", "session", id, "history"]) if !id.is_empty() => {
+            Some(Route::History((*id).to_owned()))
+        }
+        (&Method::GET, ["v1", "coedit", "session", id, "versions", n])
+            if !id.is_empty() && !n.is_empty() =>
+        {
+            Some(Route::Version((*id).to_owned(), (*n).to_owned()))
+        }
         (&Method::POST, ["v1", "coedit", "session", id, "join"]) if !id.is_empty() => {
             Some(Route::Join((*id).to_owned()))
+        }
+        (&Method::POST, ["v1", "coedit", "session", id, "changes"]) if !id.is_empty() => {
+            Some(Route::PostChange((*id).to_owned()))
         }
         _ => None,
     }
@@ -78,7 +92,17 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
         Ok(text) => lambda_http::Body::Text(text),
         Err(e) => lambda_http::Body::Binary(e.into_bytes()),
     };
-    let request = lambda_http::Request::from_parts(parts, body);
+    let query: HashMap<String, String> = parts
+        .uri
+        .query()
+        .map(|q| {
+            q.split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let request = lambda_http::Request::from_parts(parts, body).with_query_string_parameters(query);
 
     let response = match route {
         Route::Create => create_session::handle(app, request).await,
@@ -86,9 +110,21 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
             let params = HashMap::from([("id".to_owned(), id)]);
             get_session::handle(app, request.with_path_parameters(params)).await
         }
+        Route::History(id) => {
+            let params = HashMap::from([("id".to_owned(), id)]);
+            get_session::handle(app, request.with_path_parameters(params)).await
+        }
+        Route::Version(id, n) => {
+            let params = HashMap::from([("id".to_owned(), id), ("n".to_owned(), n)]);
+            get_session::handle(app, request.with_path_parameters(params)).await
+        }
         Route::Join(id) => {
             let params = HashMap::from([("id".to_owned(), id)]);
             join_session::handle(app, request.with_path_parameters(params)).await
+        }
+        Route::PostChange(id) => {
+            let params = HashMap::from([("id".to_owned(), id)]);
+            post_change::handle(app, request.with_path_parameters(params)).await
         }
     };
     let (parts, body) = response.into_parts();

@@ -8,10 +8,11 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use coedit::clock::Clock as _;
 use coedit::patch;
 use coedit::session::{HistoryEntry, SessionId, Version};
 use common::ws::{Client, send_to, user};
-use common::{TestApp, TestStore, fixture};
+use common::{Event, TestApp, TestStore, call, fixture};
 use serde_json::{Value, json};
 
 both_stores!(
@@ -22,6 +23,9 @@ both_stores!(
     invalid_changes_are_refused_saying_what_and_where_and_store_nothing,
     sync_returns_missed_entries_or_resync,
     locks_go_with_their_holder,
+    history_pages_newest_first_without_diffs,
+    every_version_reads_back_before_and_after_compaction,
+    a_change_too_large_for_a_message_goes_over_rest,
 );
 
 fn sid(id: &str) -> SessionId {
@@ -541,4 +545,243 @@ async fn locks_go_with_their_holder(store: TestStore) {
         )
         .await;
     assert_eq!(ok["type"], "ack");
+}
+
+async fn history_pages_newest_first_without_diffs(store: TestStore) {
+    let t = TestApp::new(store.clone()).await;
+    let id = t.create_session().await;
+    let ann = t.connect(&id, &user(1)).await;
+    for k in 0..7u64 {
+        t.send(
+            &ann,
+            &edit(
+                &format!("c{k}"),
+                k + 1,
+                json!([{"op": "add", "path": "/page/k", "value": k}]),
+            ),
+        )
+        .await;
+    }
+    let page = |query: &str| {
+        call(
+            &t.app,
+            coedit::handlers::get_session::handle,
+            Event::history(Some(&t.api_key), &id, query),
+        )
+    };
+    let first = page("limit=3").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let first = first.json();
+    let versions = |p: &Value| {
+        p["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["version"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(versions(&first), [8, 7, 6]);
+    assert_eq!(first["nextBefore"], 6);
+    assert_eq!(
+        first["entries"][0],
+        json!({"version": 8, "timestamp": first["entries"][0]["timestamp"], "changeId": "c6",
+               "label": "Text changed", "type": "text", "userId": "user-1"})
+    );
+    let second = page("limit=3&before=6").await.json();
+    assert_eq!(versions(&second), [5, 4, 3]);
+    let last = page("limit=3&before=3").await.json();
+    assert_eq!(versions(&last), [2, 1]);
+    assert_eq!(last["nextBefore"], Value::Null);
+    assert_eq!(versions(&page("").await.json()).len(), 8);
+    page("limit=0")
+        .await
+        .assert_error(400, 4000, "limit: must be 1 to 500");
+    page("before=x")
+        .await
+        .assert_error(400, 4000, "before: must be a whole number");
+    // Another tenant sees nothing; a token for the session reads it.
+    let other = t.add_key("globex", coedit::auth::Plan::Large).await;
+    call(
+        &t.app,
+        coedit::handlers::get_session::handle,
+        Event::history(Some(&other), &id, ""),
+    )
+    .await
+    .assert_error(404, 5150, "");
+    let token = t.join_token(&id, &user(3)).await;
+    let res = call(
+        &t.app,
+        coedit::handlers::get_session::handle,
+        Event::history(Some(&token), &id, "limit=1"),
+    )
+    .await;
+    assert_eq!(versions(&res.json()), [8]);
+}
+
+async fn every_version_reads_back_before_and_after_compaction(store: TestStore) {
+    let t = TestApp::new(store.clone()).await;
+    let id = t.create_session().await;
+    let (initial, _) = template_of(&t, &id).await;
+    let ann = t.connect(&id, &user(1)).await;
+    let total = coedit::handlers::edit::COMPACT_EVERY + 5;
+    for k in 0..total {
+        let a = t
+            .send(
+                &ann,
+                &edit(
+                    &format!("c{k}"),
+                    k + 1,
+                    json!([{"op": "add", "path": format!("/page/k{}", k % 7), "value": k}]),
+                ),
+            )
+            .await;
+        assert_eq!(a["type"], "ack", "{a}");
+    }
+    let head = total + 1;
+    let state = t
+        .app
+        .store
+        .read_session(&sid(&id), t.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        state.session.snapshot_version.0,
+        coedit::handlers::edit::COMPACT_EVERY + 1,
+        "compacted"
+    );
+    assert_eq!(
+        state.tail.len() as u64,
+        head - state.session.snapshot_version.0
+    );
+
+    let log = log_of(&t, &id).await;
+    let version = |n: String| {
+        call(
+            &t.app,
+            coedit::handlers::get_session::handle,
+            Event::version(Some(&t.api_key), &id, &n),
+        )
+    };
+    for n in [
+        1,
+        2,
+        50,
+        coedit::handlers::edit::COMPACT_EVERY + 1,
+        head - 1,
+        head,
+    ] {
+        let res = version(n.to_string()).await;
+        assert_eq!(res.status, 200, "{n}: {}", res.body);
+        let got = res.json();
+        assert_eq!(got["version"], n);
+        let entries: Vec<&HistoryEntry> = log.iter().filter(|e| e.version.0 <= n).collect();
+        assert_eq!(
+            got["template"],
+            replay(initial.clone(), &entries),
+            "version {n}"
+        );
+    }
+    assert_eq!(
+        version(head.to_string()).await.json()["template"],
+        template_of(&t, &id).await.0
+    );
+    version((head + 1).to_string()).await.assert_error(
+        400,
+        4000,
+        &format!("newest version is {head}"),
+    );
+    version("0".into())
+        .await
+        .assert_error(400, 4000, "n: must be a version");
+    version("x".into())
+        .await
+        .assert_error(400, 4000, "n: must be a version");
+}
+
+async fn a_change_too_large_for_a_message_goes_over_rest(store: TestStore) {
+    let t = TestApp::new(store.clone()).await;
+    let id = t.create_session().await;
+    let ann_user = user(1);
+    let _ann = t.connect(&id, &ann_user).await;
+    let mut bob = t.connect(&id, &user(2)).await;
+    bob.received();
+    let token = t.join_token(&id, &ann_user).await;
+    let big = "z".repeat(200 * 1024);
+    let change = edit(
+        "big-1",
+        1,
+        json!([{"op": "add", "path": "/page/big", "value": big}]),
+    );
+    let post = |credential: String, body: String| {
+        let t = &t;
+        let id = id.clone();
+        async move {
+            call(
+                &t.app,
+                coedit::handlers::post_change::handle,
+                Event::post_change(Some(&credential), &id, body),
+            )
+            .await
+        }
+    };
+    let res = post(token.clone(), change.to_string()).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(
+        res.json(),
+        json!({"type": "ack", "changeId": "big-1", "version": 2})
+    );
+    // Bob is told to fetch it rather than sent a message API Gateway would refuse.
+    assert_eq!(
+        bob.received(),
+        vec![json!({"type": "resync", "version": 2})]
+    );
+    assert_eq!(template_of(&t, &id).await.0["page"]["big"], big);
+    // Sent again: the same answer, applied once.
+    assert_eq!(
+        post(token.clone(), change.to_string()).await.json()["version"],
+        2
+    );
+    assert_eq!(log_of(&t, &id).await.len(), 2);
+    // Small changes reach the others as changes.
+    let small = edit(
+        "small-1",
+        2,
+        json!([{"op": "add", "path": "/page/s", "value": 1}]),
+    );
+    assert_eq!(
+        post(token.clone(), small.to_string()).await.json()["version"],
+        3
+    );
+    let got = bob.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["historyEntry"]["changeId"], "small-1");
+    assert_eq!(got[0]["historyEntry"]["userId"], "user-1");
+
+    post(t.api_key.clone(), small.to_string())
+        .await
+        .assert_error(403, 4030, "join token");
+    post(token.clone(), "{".into())
+        .await
+        .assert_error(400, 4000, "EOF");
+    post(
+        token.clone(),
+        edit("x", 3, json!([{"op": "remove", "path": "/page"}])).to_string(),
+    )
+    .await
+    .assert_error(400, 4001, "page must stay an object");
+    let too_big = edit(
+        "huge",
+        3,
+        json!([{"op": "add", "path": "/page/h", "value": "h".repeat(400 * 1024)}]),
+    );
+    post(token.clone(), too_big.to_string())
+        .await
+        .assert_error(413, 4013, "bytes");
+    let other_session = t.create_session().await;
+    let foreign = t.join_token(&other_session, &ann_user).await;
+    post(foreign, small.to_string())
+        .await
+        .assert_error(403, 4030, "");
+    assert_eq!(log_of(&t, &id).await.len(), 3);
 }

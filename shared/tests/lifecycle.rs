@@ -223,9 +223,15 @@ async fn heartbeat_drops_the_silent_and_releases_their_locks(store: TestStore) {
     // Put one more lock on Ann (as stored before she went silent) to see it released.
     take_lock(&t, &id, &mine).await;
 
-    // Bob's next ping drops her: he hears USER_LEFT, she gets 5300 and is closed.
+    // Bob's next ping drops her: he hears USER_LEFT and that her lock on row-2 is
+    // gone (UNLOCKED); she gets 5300 and is closed.
     assert_eq!(body_json(&t.ping(&bob).await)["type"], "pong");
-    assert_eq!(bob.received(), [session_change("USER_LEFT", &ann, &[&bob])]);
+    let mut unlocked = session_change("UNLOCKED", &ann, &[&bob]);
+    unlocked["change"]["target"] = "row-2".into();
+    assert_eq!(
+        bob.received(),
+        [session_change("USER_LEFT", &ann, &[&bob]), unlocked]
+    );
     let told = ann.received();
     assert_eq!(told.len(), 1);
     assert_eq!(told[0]["code"], 5300);
@@ -420,6 +426,12 @@ impl coedit::store::SessionStore for FailingJoins {
         limit: usize,
     ) -> coedit::Result<Vec<coedit::session::HistoryEntry>> {
         self.0.history_before(id, before, limit).await
+    }
+    async fn first_template(
+        &self,
+        id: &SessionId,
+    ) -> coedit::Result<Option<coedit::session::Template>> {
+        self.0.first_template(id).await
     }
     async fn head_version(
         &self,

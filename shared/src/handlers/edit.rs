@@ -113,7 +113,7 @@ async fn session_of(app: &App, connection_id: &str) -> Result<SessionId> {
 
 async fn apply_edit(app: &App, connection_id: &str, edit: &Edit) -> Result<WebSocketResponse> {
     let id = session_of(app, connection_id).await?;
-    let accepted = accept(app, &id, connection_id, edit).await?;
+    let accepted = accept(app, &id, &Author::Connection(connection_id), edit).await?;
     let (entry, members) = match accepted {
         Accepted::Duplicate(version) => {
             return Ok(reply(&ServerMessage::Ack {
@@ -130,14 +130,26 @@ async fn apply_edit(app: &App, connection_id: &str, edit: &Edit) -> Result<WebSo
     }))
 }
 
-enum Accepted {
+/// Who makes a change: a connection of the session (WebSocket), or a user holding
+/// a join token for it (REST, for changes too large for a WebSocket message).
+pub enum Author<'a> {
+    Connection(&'a str),
+    User(&'a User),
+}
+
+pub enum Accepted {
     Duplicate(Version),
     New(HistoryEntry, Box<SessionMembers>),
 }
 
 /// Decides a change on this instance's template of the session and stores it
 /// under the next version; on a lost race, catches up and tries again.
-async fn accept(app: &App, id: &SessionId, connection_id: &str, edit: &Edit) -> Result<Accepted> {
+pub async fn accept(
+    app: &App,
+    id: &SessionId,
+    author: &Author<'_>,
+    edit: &Edit,
+) -> Result<Accepted> {
     let slot = app.head_slot(id);
     let mut cached = slot.lock().await;
     for attempt in 0..VERSION_ATTEMPTS {
@@ -155,7 +167,12 @@ async fn accept(app: &App, id: &SessionId, connection_id: &str, edit: &Edit) -> 
             return Err(e);
         }
         let members = catchup.members;
-        let me = present_self(&members, connection_id, now)?.user.clone();
+        let me = match author {
+            Author::Connection(connection_id) => {
+                present_self(&members, connection_id, now)?.user.clone()
+            }
+            Author::User(user) => (*user).clone(),
+        };
         let older = if head.remembers_since(edit.base_version) {
             Vec::new()
         } else {

@@ -5,13 +5,22 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 
+use super::history;
 use super::http::{authorization, json_object, json_response, respond, to_json};
 use crate::app::{App, Credential};
 use crate::error::{Error, Result};
 use crate::session::SessionId;
 
+/// The read routes: the session, its history, or one of its versions.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    respond(get(app, &req).await)
+    let result = if req.path_parameters().first("n").is_some() {
+        history::version_at(app, &req).await
+    } else if req.uri().path().ends_with("/history") {
+        history::history(app, &req).await
+    } else {
+        get(app, &req).await
+    };
+    respond(result)
 }
 
 async fn get(app: &App, req: &Request) -> Result<Response<Body>> {

@@ -381,6 +381,31 @@ impl SessionStore for DynamoStore {
         self.write_snapshot_now(id, version, template).await
     }
 
+    async fn first_template(&self, id: &SessionId) -> Result<Option<Template>> {
+        let prefix = format!("T#{:012}#", Version::FIRST.0);
+        let items = self
+            .query_range(
+                &session_pk(id),
+                &prefix,
+                &format!("{prefix}~"),
+                None,
+                "reading the first template",
+            )
+            .await?;
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let parts: Vec<&[u8]> = items
+            .iter()
+            .filter_map(|i| match i.get("part") {
+                Some(AttributeValue::B(b)) => Some(b.as_ref()),
+                _ => None,
+            })
+            .collect();
+        let len = parts.iter().map(|p| p.len()).sum();
+        Snapshot::decode(&parts, len).map(Some)
+    }
+
     async fn read_members(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionMembers>> {
         self.read_members_now(id, now).await
     }

@@ -37,6 +37,8 @@ struct StoredSession {
     session: Session,
     history: BTreeMap<Version, HistoryEntry>,
     snapshot: Snapshot,
+    /// The template at version 1, kept through compaction.
+    first: Snapshot,
     connections: BTreeMap<String, Connection>,
     locks: BTreeMap<String, Lock>,
     /// When the sweeper should next look for stale connections (occupied sessions).
@@ -83,6 +85,7 @@ impl SessionStore for MemoryStore {
             StoredSession {
                 session: new.session.clone(),
                 history: BTreeMap::from([(new.first_entry.version, new.first_entry.clone())]),
+                first: snapshot.clone(),
                 snapshot,
                 connections: BTreeMap::new(),
                 locks: BTreeMap::new(),
@@ -237,6 +240,16 @@ impl SessionStore for MemoryStore {
         stored.snapshot = snapshot;
         self.wrote();
         Ok(true)
+    }
+
+    async fn first_template(&self, id: &SessionId) -> Result<Option<Template>> {
+        let first = self.lock().sessions.get(id).map(|s| s.first.clone());
+        first
+            .map(|f| {
+                let parts: Vec<&[u8]> = f.parts.iter().map(Vec::as_slice).collect();
+                Snapshot::decode(&parts, f.compressed_len())
+            })
+            .transpose()
     }
 
     async fn read_members(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionMembers>> {

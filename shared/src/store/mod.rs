@@ -77,6 +77,10 @@ pub trait SessionStore: Send + Sync {
         template: &Template,
     ) -> Result<bool>;
 
+    /// The template the session was created with (version 1), which compaction
+    /// keeps: the base for reading versions older than the current snapshot.
+    async fn first_template(&self, id: &SessionId) -> Result<Option<Template>>;
+
     /// The session's head, its connections (present or stale) and its locks, without
     /// the template: what presence decisions need, at a cost that does not grow with
     /// the template. `None` when the session does not exist or has expired.

@@ -230,6 +230,8 @@ pub struct Event {
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
     pub base64: bool,
+    /// `a=1&b=2`, as API Gateway passes it on.
+    pub query: String,
 }
 
 impl Event {
@@ -242,6 +244,7 @@ impl Event {
             headers: bearer(api_key),
             body: Some(body.into()),
             base64: false,
+            query: String::new(),
         }
     }
 
@@ -254,6 +257,7 @@ impl Event {
             headers: bearer(api_key),
             body: Some(body.into()),
             base64: false,
+            query: String::new(),
         }
     }
 
@@ -266,6 +270,49 @@ impl Event {
             headers: bearer(api_key),
             body: None,
             base64: false,
+            query: String::new(),
+        }
+    }
+
+    /// `GET /v1/coedit/session/{id}/history?<query>`.
+    pub fn history(credential: Option<&str>, id: &str, query: &str) -> Event {
+        Event {
+            method: "GET",
+            route_key: "GET /v1/coedit/session/{id}/history",
+            path: format!("/v1/coedit/session/{id}/history"),
+            path_parameters: Some(json!({ "id": id })),
+            headers: bearer(credential),
+            body: None,
+            base64: false,
+            query: query.to_owned(),
+        }
+    }
+
+    /// `GET /v1/coedit/session/{id}/versions/{n}`.
+    pub fn version(credential: Option<&str>, id: &str, n: &str) -> Event {
+        Event {
+            method: "GET",
+            route_key: "GET /v1/coedit/session/{id}/versions/{n}",
+            path: format!("/v1/coedit/session/{id}/versions/{n}"),
+            path_parameters: Some(json!({ "id": id, "n": n })),
+            headers: bearer(credential),
+            body: None,
+            base64: false,
+            query: String::new(),
+        }
+    }
+
+    /// `POST /v1/coedit/session/{id}/changes`.
+    pub fn post_change(credential: Option<&str>, id: &str, body: impl Into<Vec<u8>>) -> Event {
+        Event {
+            method: "POST",
+            route_key: "POST /v1/coedit/session/{id}/changes",
+            path: format!("/v1/coedit/session/{id}/changes"),
+            path_parameters: Some(json!({ "id": id })),
+            headers: bearer(credential),
+            body: Some(body.into()),
+            base64: false,
+            query: String::new(),
         }
     }
 
@@ -309,6 +356,16 @@ impl Event {
         });
         if let Some(p) = &self.path_parameters {
             event["pathParameters"] = p.clone();
+        }
+        if !self.query.is_empty() {
+            event["rawQueryString"] = self.query.clone().into();
+            let params: serde_json::Map<String, Value> = self
+                .query
+                .split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .map(|(k, v)| (k.to_owned(), Value::from(v)))
+                .collect();
+            event["queryStringParameters"] = params.into();
         }
         if let Some(body) = &self.body {
             event["body"] = if self.base64 {

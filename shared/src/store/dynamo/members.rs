@@ -636,7 +636,11 @@ impl DynamoStore {
             Err(e) => return Err(store_error("storing a snapshot", e)),
         };
         let old_version = number(&old, "snapVersion")?;
-        let old_parts = number(&old, "snapParts")? as usize;
+        // The first template stays: versions older than the snapshot are read from it.
+        let old_parts = match old_version {
+            1 => 0,
+            _ => number(&old, "snapParts")? as usize,
+        };
         let keys: Vec<String> = (0..old_parts)
             .map(|p| part_sk(Version(old_version), p))
             .collect();

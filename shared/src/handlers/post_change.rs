@@ -1,0 +1,57 @@
+//! `POST /v1/coedit/session/{id}/changes`: the `edit` message over REST, for a
+//! change too large for one WebSocket message (128 KB). A browser sends it with
+//! its join token; the answer is the `ack` (or the error) the WebSocket would give,
+//! and the others get the change (or, when it is too large for them too, `resync`).
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, RequestExt, Response};
+
+use super::edit::{Accepted, Author, accept, broadcast_change};
+use super::http::{authorization, body_bytes, json_response, parse_json_object, respond};
+use crate::app::{App, Credential};
+use crate::error::{Code, Error, Result};
+use crate::session::SessionId;
+use crate::session::change::{Edit, MAX_ENTRY_BYTES};
+use crate::session::message::{EditMessage, ServerMessage};
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    respond(post(app, &req).await)
+}
+
+async fn post(app: &App, req: &Request) -> Result<Response<Body>> {
+    let grant = match app.credential(authorization(req)).await? {
+        Credential::JoinToken(grant) => grant,
+        Credential::ApiKey(_) => {
+            return Err(Error::new(
+                Code::TokenNotValid,
+                "a change is made by a user: send it with that user's join token",
+            ));
+        }
+    };
+    let id = req
+        .path_parameters()
+        .first("id")
+        .and_then(SessionId::parse)
+        .ok_or_else(Error::session_not_found)?;
+    grant.require_session(&id)?;
+    let message: EditMessage = parse_json_object(body_bytes(req, MAX_ENTRY_BYTES)?)?;
+    let edit = Edit::new(
+        message.change_id,
+        message.base_version,
+        &message.patch,
+        message.label,
+        message.kind,
+    )?;
+    let version = match accept(app, &id, &Author::User(&grant.user), &edit).await? {
+        Accepted::Duplicate(version) => version,
+        Accepted::New(entry, members) => {
+            broadcast_change(app, &members, &entry, None).await;
+            entry.version
+        }
+    };
+    let ack = ServerMessage::Ack {
+        change_id: &edit.change_id,
+        version,
+    };
+    Ok(json_response(StatusCode::OK, ack.to_json()))
+}
