@@ -785,3 +785,68 @@ async fn a_change_too_large_for_a_message_goes_over_rest(store: TestStore) {
         .assert_error(403, 4030, "");
     assert_eq!(log_of(&t, &id).await.len(), 3);
 }
+
+/// What a change costs on DynamoDB, as it reports it, on a warm instance: one
+/// Query (missed changes, members, locks) and one conditional write, the same for
+/// a 3 KB and a 1.5 MB template.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_a_change_costs_the_same_for_small_and_large_templates() {
+    let store = TestStore::dynamo().await;
+    let TestStore::Dynamo(dynamo) = &store else {
+        unreachable!()
+    };
+    let meter = dynamo.meter().clone();
+    let t = TestApp::new(store.clone()).await;
+    let mut small = fixture("hackathon-playground-template.json");
+    small["comments"] = json!({"c1": {"content": "n".repeat(1400)}});
+    let large = common::large_template(1_500_000);
+    let mut costs = Vec::new();
+    for template in [small, large] {
+        let id = t.create_session_from(&template).await;
+        let (initial, _) = template_of(&t, &id).await;
+        let size = initial.to_string().len();
+        let (path, _) = module_paths(&initial)[0].clone();
+        let ann = t.connect(&id, &user(1)).await;
+        let _bob = t.connect(&id, &user(2)).await;
+        let text = |k: u64| format!("<p style=\"margin:0\">Change {k}: {}</p>", "lorem ipsum ".repeat(25));
+        // The first change loads the template (a cold instance); then it is warm.
+        let first = edit("warm-up", 1, json!([{"op": "add", "path": format!("{path}/coeditText"), "value": text(0)}]));
+        assert_eq!(t.send(&ann, &first).await["type"], "ack");
+        let before = meter.totals();
+        let n = 20u64;
+        for k in 1..=n {
+            let change = edit(&format!("c{k}"), k + 1, json!([{"op": "replace", "path": format!("{path}/coeditText"), "value": text(k)}]));
+            assert_eq!(t.send(&ann, &change).await["type"], "ack");
+        }
+        let used = meter.totals() - before;
+        let per = |x: f64| x / n as f64;
+        println!(
+            "template {size} bytes: per change {:.2} WRU, {:.2} RRU, {:.2} writes, {:.2} reads",
+            per(used.write_units),
+            per(used.read_units),
+            per(used.write_requests as f64),
+            per(used.read_requests as f64)
+        );
+        assert_eq!(used.write_requests, n, "{used:?}");
+        assert_eq!(used.read_requests, n, "{used:?}");
+        assert!(per(used.write_units) <= 2.0, "{used:?}");
+        assert!(per(used.read_units) <= 1.0, "{used:?}");
+        costs.push(used);
+
+        // Compaction rewrites the snapshot once every COMPACT_EVERY changes; spread
+        // over them it must stay below one write unit per change.
+        let state = t.app.store.read_session(&sid(&id), t.clock.now()).await.unwrap().unwrap();
+        let (version, current) = state.current().unwrap();
+        let before = meter.totals();
+        assert!(t.app.store.write_snapshot(&sid(&id), version, &current).await.unwrap());
+        let compaction = meter.totals() - before;
+        let every = coedit::handlers::edit::COMPACT_EVERY as f64;
+        println!(
+            "template {size} bytes: compaction {:.0} WRU, {:.2} WRU per change amortised",
+            compaction.write_units,
+            compaction.write_units / every
+        );
+        assert!(compaction.write_units / every < 1.0, "{compaction:?}");
+    }
+    assert_eq!(costs[0], costs[1], "the same for 3 KB and 1.5 MB");
+}
