@@ -808,14 +808,27 @@ async fn dynamodb_a_change_costs_the_same_for_small_and_large_templates() {
         let (path, _) = module_paths(&initial)[0].clone();
         let ann = t.connect(&id, &user(1)).await;
         let _bob = t.connect(&id, &user(2)).await;
-        let text = |k: u64| format!("<p style=\"margin:0\">Change {k}: {}</p>", "lorem ipsum ".repeat(25));
+        let text = |k: u64| {
+            format!(
+                "<p style=\"margin:0\">Change {k}: {}</p>",
+                "lorem ipsum ".repeat(25)
+            )
+        };
         // The first change loads the template (a cold instance); then it is warm.
-        let first = edit("warm-up", 1, json!([{"op": "add", "path": format!("{path}/coeditText"), "value": text(0)}]));
+        let first = edit(
+            "warm-up",
+            1,
+            json!([{"op": "add", "path": format!("{path}/coeditText"), "value": text(0)}]),
+        );
         assert_eq!(t.send(&ann, &first).await["type"], "ack");
         let before = meter.totals();
         let n = 20u64;
         for k in 1..=n {
-            let change = edit(&format!("c{k}"), k + 1, json!([{"op": "replace", "path": format!("{path}/coeditText"), "value": text(k)}]));
+            let change = edit(
+                &format!("c{k}"),
+                k + 1,
+                json!([{"op": "replace", "path": format!("{path}/coeditText"), "value": text(k)}]),
+            );
             assert_eq!(t.send(&ann, &change).await["type"], "ack");
         }
         let used = meter.totals() - before;
@@ -835,10 +848,22 @@ async fn dynamodb_a_change_costs_the_same_for_small_and_large_templates() {
 
         // Compaction rewrites the snapshot once every COMPACT_EVERY changes; spread
         // over them it must stay below one write unit per change.
-        let state = t.app.store.read_session(&sid(&id), t.clock.now()).await.unwrap().unwrap();
+        let state = t
+            .app
+            .store
+            .read_session(&sid(&id), t.clock.now())
+            .await
+            .unwrap()
+            .unwrap();
         let (version, current) = state.current().unwrap();
         let before = meter.totals();
-        assert!(t.app.store.write_snapshot(&sid(&id), version, &current).await.unwrap());
+        assert!(
+            t.app
+                .store
+                .write_snapshot(&sid(&id), version, &current)
+                .await
+                .unwrap()
+        );
         let compaction = meter.totals() - before;
         let every = coedit::handlers::edit::COMPACT_EVERY as f64;
         println!(
