@@ -26,6 +26,7 @@ both_stores!(
     history_pages_newest_first_without_diffs,
     every_version_reads_back_before_and_after_compaction,
     a_change_too_large_for_a_message_goes_over_rest,
+    a_connection_not_present_changes_nothing_and_is_closed,
 );
 
 fn sid(id: &str) -> SessionId {
@@ -874,4 +875,38 @@ async fn dynamodb_a_change_costs_the_same_for_small_and_large_templates() {
         assert!(compaction.write_units / every < 1.0, "{compaction:?}");
     }
     assert_eq!(costs[0], costs[1], "the same for 3 KB and 1.5 MB");
+}
+
+async fn a_connection_not_present_changes_nothing_and_is_closed(store: TestStore) {
+    let t = TestApp::new(store.clone()).await;
+    let id = t.create_session().await;
+    let mut ann = t.connect(&id, &user(1)).await;
+    let bob = t.connect(&id, &user(2)).await;
+    let change = edit(
+        "c1",
+        1,
+        json!([{"op": "add", "path": "/page/x", "value": 1}]),
+    );
+    // A connection id that never joined: nothing to answer, nothing stored.
+    assert_eq!(
+        send_to(&t.app, "c3RyYW5nZXI=", &change.to_string()).await,
+        Value::Null
+    );
+    // Ann stopped pinging 50 s ago: she is told (5300) and closed, not heard.
+    t.clock.advance(std::time::Duration::from_secs(40));
+    assert_eq!(common::ws::body_json(&t.ping(&bob).await)["type"], "pong");
+    t.clock.advance(std::time::Duration::from_secs(10));
+    assert_eq!(t.send(&ann, &change).await, Value::Null);
+    let told: Vec<Value> = ann
+        .received()
+        .into_iter()
+        .filter(|m| m["type"] == "error")
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["code"], 5300);
+    assert!(ann.was_closed());
+    assert_eq!(log_of(&t, &id).await.len(), 1);
+    let lock = json!({"action": "lock", "target": "anything"});
+    assert_eq!(t.send(&ann, &lock).await, Value::Null);
+    assert_eq!(t.send(&bob, &lock).await["granted"], true);
 }

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use coedit::handlers::sweeper;
 use coedit::session::SessionId;
-use coedit::store::{LockOutcome, SessionStore};
+use coedit::store::LockOutcome;
 use common::ws::{Client, body_json, user};
-use common::{TestApp, TestStore};
+use common::{TestApp, TestStore, items_left};
 use serde_json::{Value, json};
 
 fn sid(id: &str) -> SessionId {
@@ -285,38 +285,6 @@ async fn the_session_is_erased_a_minute_after_the_last_user_left(store: TestStor
     assert_eq!(report.erased, 1, "{report:?}");
     assert_eq!(sweeper::run(&t.app).await.erased, 0, "erased once");
     assert_eq!(items_left(&store, &id).await, 0);
-}
-
-/// Items stored under a session's partition, read straight from the store.
-async fn items_left(store: &TestStore, id: &str) -> usize {
-    match store {
-        TestStore::Memory(m) => {
-            let far_past = coedit::clock::Timestamp(0);
-            let exists = m.read_members(&sid(id), far_past).await.unwrap().is_some()
-                || !m
-                    .history(&sid(id), coedit::session::Version(0), 10)
-                    .await
-                    .unwrap()
-                    .is_empty();
-            usize::from(exists)
-        }
-        TestStore::Dynamo(d) => {
-            let out = d
-                .client()
-                .query()
-                .table_name(d.table())
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(
-                    ":pk",
-                    aws_sdk_dynamodb::types::AttributeValue::S(format!("S#{id}")),
-                )
-                .consistent_read(true)
-                .send()
-                .await
-                .unwrap();
-            out.count() as usize
-        }
-    }
 }
 
 async fn a_session_nobody_joins_is_erased_too(store: TestStore) {

@@ -59,7 +59,11 @@ pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
                 Ok(edit) => apply_edit(app, &connection_id, &edit).await,
                 Err(e) => Err(e),
             }
-            .or_else(|e| Ok(reply(&ServerMessage::edit_error(&e, Some(&m.change_id)))))
+            .or_else(|e| match e.code {
+                // Not in the session any more: told and closed below.
+                Code::ConnectionLost => Err(e),
+                _ => Ok(reply(&ServerMessage::edit_error(&e, Some(&m.change_id)))),
+            })
         }
         ClientMessage::Lock { target } => lock(app, &connection_id, &target).await,
         ClientMessage::Unlock { target } => unlock(app, &connection_id, &target).await,

@@ -426,6 +426,46 @@ pub async fn call(
     Answer { status, body }
 }
 
+/// Items stored under a session's partition, read straight from the store.
+pub async fn items_left(store: &TestStore, id: &str) -> usize {
+    match store {
+        TestStore::Memory(m) => {
+            let far_past = coedit::clock::Timestamp(0);
+            let exists = m
+                .read_members(&coedit::session::SessionId::parse(id).unwrap(), far_past)
+                .await
+                .unwrap()
+                .is_some()
+                || !m
+                    .history(
+                        &coedit::session::SessionId::parse(id).unwrap(),
+                        coedit::session::Version(0),
+                        10,
+                    )
+                    .await
+                    .unwrap()
+                    .is_empty();
+            usize::from(exists)
+        }
+        TestStore::Dynamo(d) => {
+            let out = d
+                .client()
+                .query()
+                .table_name(d.table())
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(
+                    ":pk",
+                    aws_sdk_dynamodb::types::AttributeValue::S(format!("S#{id}")),
+                )
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap();
+            out.count() as usize
+        }
+    }
+}
+
 pub fn fixtures_dir() -> PathBuf {
     std::env::var_os("COEDIT_FIXTURES")
         .map(PathBuf::from)
