@@ -27,6 +27,7 @@ both_stores!(
     every_version_reads_back_before_and_after_compaction,
     a_change_too_large_for_a_message_goes_over_rest,
     a_connection_not_present_changes_nothing_and_is_closed,
+    a_gone_connection_is_dropped_when_a_change_finds_it,
 );
 
 fn sid(id: &str) -> SessionId {
@@ -909,4 +910,34 @@ async fn a_connection_not_present_changes_nothing_and_is_closed(store: TestStore
     let lock = json!({"action": "lock", "target": "anything"});
     assert_eq!(t.send(&ann, &lock).await, Value::Null);
     assert_eq!(t.send(&bob, &lock).await["granted"], true);
+}
+
+async fn a_gone_connection_is_dropped_when_a_change_finds_it(store: TestStore) {
+    let t = TestApp::new(store.clone()).await;
+    let id = t.create_session().await;
+    let ann = t.connect(&id, &user(1)).await;
+    let mut bob = t.connect(&id, &user(2)).await;
+    let cid = t.connect(&id, &user(3)).await;
+    bob.received();
+    // Cid's socket is gone without a `$disconnect`: API Gateway answers 410.
+    t.hub.forget(&cid.id);
+    let change = edit(
+        "c1",
+        1,
+        json!([{"op": "add", "path": "/page/x", "value": 1}]),
+    );
+    assert_eq!(t.send(&ann, &change).await["type"], "ack");
+    let got = bob.received();
+    assert_eq!(got[0]["type"], "change");
+    assert_eq!(got[1]["change"]["type"], "USER_LEFT", "{got:?}");
+    assert_eq!(got[1]["change"]["value"]["userId"], "user-3");
+    let members = t
+        .app
+        .store
+        .read_members(&sid(&id), t.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(members.connection(&cid.id).is_none());
+    assert_eq!(members.session.seats, 2);
 }
