@@ -113,6 +113,36 @@ async fn lifecycle() {
     let before = meter.totals();
     t.ping(&clients[0]).await;
     show("ping (warm instance)", 20, meter.totals() - before);
+    // Editing: a fresh instance builds the template first; then each change is one
+    // read of what it missed and one conditional write.
+    let editor = coedit::App::new(test_config(), store.store(), t.hub.clone(), t.clock.clone());
+    let path = "/page/rows/0/columns/0/modules/0/coeditText";
+    for (k, what) in ["edit (cold instance)", "edit (warm instance)"]
+        .iter()
+        .enumerate()
+    {
+        let change = json!({"action": "edit", "changeId": format!("c{k}"), "baseVersion": k + 1,
+                            "patch": [{"op": "add", "path": path, "value": format!("<p>{}</p>", "text ".repeat(60))}]});
+        let before = meter.totals();
+        let answer = common::ws::send_to(&editor, &clients[0].id, &change.to_string()).await;
+        assert_eq!(answer["type"], "ack", "{answer}");
+        show(what, 20, meter.totals() - before);
+    }
+    for (what, message) in [
+        ("lock", json!({"action": "lock", "target": "some-module"})),
+        (
+            "unlock",
+            json!({"action": "unlock", "target": "some-module"}),
+        ),
+        (
+            "sync (2 entries)",
+            json!({"action": "sync", "sinceVersion": 1}),
+        ),
+    ] {
+        let before = meter.totals();
+        common::ws::send_to(&editor, &clients[0].id, &message.to_string()).await;
+        show(what, 20, meter.totals() - before);
+    }
     while clients.len() > 1 {
         let c = clients.pop().unwrap();
         let present = clients.len() + 1;
