@@ -70,7 +70,7 @@ pub async fn serve(listener: TcpListener, api: Arc<ConnectionsApi>) -> std::io::
     }
 }
 
-async fn handle(api: &ConnectionsApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub async fn handle(api: &ConnectionsApi, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
     let Some(encoded) = path
         .split_once("/@connections/")

@@ -2,6 +2,8 @@
 //! functions run, with the embedded store or any DynamoDB endpoint.
 
 pub mod connections;
+pub mod functions;
+pub mod gateway;
 pub mod rest;
 
 use std::sync::Arc;
@@ -49,4 +51,14 @@ pub async fn register_dev_key(app: &App, api_key: &str, max_editors: u32) -> Res
             created_at: app.now(),
         })
         .await
+}
+
+/// The sweeper on its schedule (every minute), as EventBridge runs it on AWS.
+pub async fn sweep_every_minute(app: Arc<App>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let report = coedit::handlers::sweeper::run(&app).await;
+        tracing::debug!(?report, "sweep");
+    }
 }

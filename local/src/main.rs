@@ -7,16 +7,23 @@ use clap::Parser;
 use coedit::clock::SystemClock;
 use coedit::config::{Config, SigningSecret};
 use coedit::{App, auth, telemetry};
+use coedit_local::gateway::Gateway;
 use tokio::net::TcpListener;
+
+/// The WebSocket API's stage on the local stack.
+const STAGE: &str = "local";
 
 #[derive(Debug, Parser)]
 #[command(
-    about = "coedit's local stack: the REST API on 127.0.0.1 with the embedded store or DynamoDB"
+    about = "coedit's local stack: the REST and WebSocket APIs on 127.0.0.1 with the embedded store or DynamoDB"
 )]
 struct Args {
-    /// Port to listen on (127.0.0.1).
+    /// Port of the REST API (127.0.0.1).
     #[arg(long, default_value_t = 3000)]
     port: u16,
+    /// Port of the WebSocket API and its `@connections` management endpoint.
+    #[arg(long, default_value_t = 3001)]
+    ws_port: u16,
     /// A DynamoDB endpoint (e.g. DynamoDB Local); the embedded store when absent.
     #[arg(long)]
     dynamodb_endpoint: Option<String>,
@@ -43,12 +50,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.join_token_secret =
             Some(SigningSecret::new(auth::generate_api_key()?.into_bytes())?);
     }
-    let app = Arc::new(App::new(
-        config,
-        store,
-        Arc::new(coedit::notify::LocalConnections::new()),
-        Arc::new(SystemClock),
-    ));
+    let ws_listener =
+        TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.ws_port))).await?;
+    let ws_url = format!("ws://{}/{STAGE}", ws_listener.local_addr()?);
+    if config.websocket_url.is_none() {
+        config.websocket_url = Some(ws_url.clone());
+    }
+    let hub = Arc::new(coedit::notify::LocalConnections::new());
+    let app = Arc::new(App::new(config, store, hub.clone(), Arc::new(SystemClock)));
+    let functions = Arc::new(coedit_local::functions::InProcess(app.clone()));
+    let gateway = Arc::new(Gateway::new(functions, hub, STAGE));
     let api_key = match args.dev_api_key {
         Some(key) => key,
         None => auth::generate_api_key()?,
@@ -63,6 +74,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     println!("coedit local stack");
     println!("  REST API     {base}/v1/coedit/session");
+    println!("  WebSocket    {ws_url}?token=<join token>");
+    println!(
+        "  @connections {}/{STAGE}/@connections/<id>",
+        ws_url
+            .replace("ws://", "http://")
+            .trim_end_matches(&format!("/{STAGE}"))
+    );
     println!("  storage      {storage}");
     println!(
         "  dev API key  {api_key}  (tenant 'dev', {} co-editors)",
@@ -73,7 +91,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     tokio::select! {
-        served = coedit_local::rest::serve(listener, app) => served?,
+        served = coedit_local::rest::serve(listener, app.clone()) => served?,
+        served = coedit_local::gateway::serve(ws_listener, gateway) => served?,
+        () = coedit_local::sweep_every_minute(app) => {}
         _ = tokio::signal::ctrl_c() => println!("stopped"),
     }
     Ok(())

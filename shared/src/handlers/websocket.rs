@@ -85,3 +85,93 @@ pub fn refuse(err: &Error) -> WebSocketResponse {
         Some(ServerMessage::error(err).to_json()),
     )
 }
+
+/// What an API Gateway WebSocket event is made of, for emulating the gateway (the
+/// local stack) and in tests. `to_event` gives the event exactly as a function
+/// receives it from API Gateway.
+#[derive(Debug, Clone)]
+pub struct Incoming<'a> {
+    /// `$connect`, `$disconnect`, `$default` or a route key such as `ping`.
+    pub route: &'a str,
+    pub connection_id: &'a str,
+    pub stage: &'a str,
+    /// The API's host name, e.g. `abc123.execute-api.eu-west-1.amazonaws.com`.
+    pub domain: &'a str,
+    pub source_ip: &'a str,
+    /// When the connection opened and when this event happened, epoch ms.
+    pub connected_at: i64,
+    pub request_time: i64,
+    /// `$connect` only.
+    pub query: &'a [(String, String)],
+    pub headers: &'a [(String, String)],
+    /// Message routes: the frame's text.
+    pub body: Option<&'a str>,
+    /// `$disconnect` only: the close code and reason.
+    pub close: Option<(u16, &'a str)>,
+}
+
+impl Incoming<'_> {
+    pub fn to_event(&self) -> Result<WebSocketEvent> {
+        use serde_json::{Map, Value, json};
+        let event_type = match self.route {
+            "$connect" => "CONNECT",
+            "$disconnect" => "DISCONNECT",
+            _ => "MESSAGE",
+        };
+        let api_id = self.domain.split('.').next().unwrap_or_default();
+        let request_id = uuid::Uuid::new_v4().simple().to_string();
+        let time = chrono::DateTime::from_timestamp_millis(self.request_time)
+            .unwrap_or_default()
+            .format("%d/%b/%Y:%H:%M:%S %z")
+            .to_string();
+        let mut context = json!({
+            "routeKey": self.route,
+            "eventType": event_type,
+            "extendedRequestId": request_id,
+            "requestTime": time,
+            "messageDirection": "IN",
+            "stage": self.stage,
+            "connectedAt": self.connected_at,
+            "requestTimeEpoch": self.request_time,
+            "identity": {"sourceIp": self.source_ip},
+            "requestId": request_id,
+            "domainName": self.domain,
+            "connectionId": self.connection_id,
+            "apiId": api_id
+        });
+        if let Some((code, reason)) = self.close {
+            context["disconnectStatusCode"] = code.into();
+            context["disconnectReason"] = reason.into();
+        }
+        let mut event = json!({"requestContext": context, "isBase64Encoded": false});
+        if self.route == "$connect" {
+            let headers: Map<String, Value> = self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                .collect();
+            event["headers"] = headers.into();
+            if !self.query.is_empty() {
+                let single: Map<String, Value> = self
+                    .query
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                    .collect();
+                let mut multi: Map<String, Value> = Map::new();
+                for (k, v) in self.query {
+                    let list = multi.entry(k.clone()).or_insert_with(|| json!([]));
+                    if let Value::Array(items) = list {
+                        items.push(v.as_str().into());
+                    }
+                }
+                event["queryStringParameters"] = single.into();
+                event["multiValueQueryStringParameters"] = multi.into();
+            }
+        }
+        if let Some(body) = self.body {
+            event["body"] = body.into();
+        }
+        serde_json::from_value(event)
+            .map_err(|e| Error::unexpected(format!("building a WebSocket event: {e}")))
+    }
+}

@@ -1,11 +1,11 @@
 //! WebSocket side of the tests: API Gateway WebSocket events as API Gateway sends
 //! them, and clients that read what the app pushes through the local hub.
 
-use coedit::handlers::websocket::{WebSocketEvent, WebSocketResponse};
+use coedit::handlers::websocket::{Incoming, WebSocketEvent, WebSocketResponse};
 use coedit::handlers::{connect, disconnect, edit, join_session, ping};
 use coedit::notify::local::Outbound;
 use coedit::session::User;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{Event, TestApp, call};
@@ -17,52 +17,39 @@ pub fn new_connection_id() -> String {
     base64::engine::general_purpose::STANDARD.encode(&bytes[..11])
 }
 
-/// A WebSocket event (`$connect`, `$disconnect` or a message route).
+/// A WebSocket event (`$connect`, `$disconnect` or a message route) as API
+/// Gateway sends it.
 pub fn ws_event(
     route: &str,
     connection_id: &str,
     token: Option<&str>,
     body: Option<&str>,
 ) -> WebSocketEvent {
-    let event_type = match route {
-        "$connect" => "CONNECT",
-        "$disconnect" => "DISCONNECT",
-        _ => "MESSAGE",
-    };
-    let mut event = json!({
-        "requestContext": {
-            "routeKey": route,
-            "eventType": event_type,
-            "extendedRequestId": "JKJaXmPLvHcESHA=",
-            "requestTime": "23/Nov/2026:10:00:00 +0000",
-            "messageDirection": "IN",
-            "stage": "prod",
-            "connectedAt": 1795428000000u64,
-            "requestTimeEpoch": 1795428000000u64,
-            "identity": {"sourceIp": "192.0.2.10", "userAgent": "Mozilla/5.0"},
-            "requestId": "JKJaXmPLvHcESHA=",
-            "domainName": "abc123.execute-api.eu-west-1.amazonaws.com",
-            "connectionId": connection_id,
-            "apiId": "abc123"
-        },
-        "isBase64Encoded": false
-    });
-    if route == "$connect" {
-        event["headers"] = json!({"Host": "abc123.execute-api.eu-west-1.amazonaws.com",
-                                   "Sec-WebSocket-Version": "13"});
-        if let Some(token) = token {
-            event["queryStringParameters"] = json!({ "token": token });
-            event["multiValueQueryStringParameters"] = json!({ "token": [token] });
-        }
+    let query: Vec<(String, String)> = token
+        .map(|t| vec![("token".to_owned(), t.to_owned())])
+        .unwrap_or_default();
+    let headers = [
+        (
+            "Host".to_owned(),
+            "abc123.execute-api.eu-west-1.amazonaws.com".to_owned(),
+        ),
+        ("Sec-WebSocket-Version".to_owned(), "13".to_owned()),
+    ];
+    Incoming {
+        route,
+        connection_id,
+        stage: "prod",
+        domain: "abc123.execute-api.eu-west-1.amazonaws.com",
+        source_ip: "192.0.2.10",
+        connected_at: 1_795_428_000_000,
+        request_time: 1_795_428_000_000,
+        query: &query,
+        headers: &headers,
+        body,
+        close: (route == "$disconnect").then_some((1001, "Going away")),
     }
-    if route == "$disconnect" {
-        event["requestContext"]["disconnectStatusCode"] = 1001.into();
-        event["requestContext"]["disconnectReason"] = "Going away".into();
-    }
-    if let Some(body) = body {
-        event["body"] = body.into();
-    }
-    serde_json::from_value(event).expect("a valid WebSocket event")
+    .to_event()
+    .expect("a valid WebSocket event")
 }
 
 pub fn body_json(res: &WebSocketResponse) -> Value {
