@@ -181,7 +181,7 @@ async fn the_seed_flow_over_real_websockets() {
     assert_eq!(change_type(&joined), "USER_JOINED");
     assert_eq!(joined["change"]["value"]["userId"], "u2");
     assert_eq!(joined["sessionData"]["users"].as_object().unwrap().len(), 2);
-    let cid = stack.connect(&id, 3).await;
+    let mut cid = stack.connect(&id, 3).await;
     for s in [&mut ann, &mut bob] {
         let m = next(s).await;
         assert_eq!(
