@@ -2,6 +2,7 @@
 //! functions run, with the embedded store or any DynamoDB endpoint.
 
 pub mod connections;
+pub mod demo;
 pub mod functions;
 pub mod gateway;
 pub mod rest;

@@ -65,6 +65,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => auth::generate_api_key()?,
     };
     coedit_local::register_dev_key(&app, &api_key, args.max_editors).await?;
+    let demo = Arc::new(coedit_local::demo::Demo::new(api_key.clone()));
 
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port))).await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -73,6 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => "embedded (in memory)".to_owned(),
     };
     println!("coedit local stack");
+    println!("  demo         {base}/  (open it in two or three tabs)");
     println!("  REST API     {base}/v1/coedit/session");
     println!("  WebSocket    {ws_url}?token=<join token>");
     println!(
@@ -91,7 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     tokio::select! {
-        served = coedit_local::rest::serve(listener, app.clone()) => served?,
+        served = coedit_local::rest::serve(listener, app.clone(), Some(demo)) => served?,
         served = coedit_local::gateway::serve(ws_listener, gateway) => served?,
         () = coedit_local::sweep_every_minute(app) => {}
         _ = tokio::signal::ctrl_c() => println!("stopped"),

@@ -7,6 +7,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use coedit::App;
+
+use crate::demo::{self, Demo};
 use coedit::handlers::{create_session, get_session, join_session, post_change};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -21,14 +23,21 @@ use tokio::net::TcpListener;
 pub const API_GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
 
 /// Serves until the task is dropped.
-pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> {
+/// `demo`, when given, also serves the demo page and its host routes.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    demo: Option<Arc<Demo>>,
+) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let app = app.clone();
+        let demo = demo.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let app = app.clone();
-                async move { Ok::<_, Infallible>(route(&app, req).await) }
+                let demo = demo.clone();
+                async move { Ok::<_, Infallible>(route(&app, demo.as_deref(), req).await) }
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -41,6 +50,11 @@ pub async fn serve(listener: TcpListener, app: Arc<App>) -> std::io::Result<()> 
 }
 
 enum Route {
+    DemoPage,
+    DemoClient,
+    DemoTemplates,
+    DemoSession,
+    DemoJoin,
     Create,
     Get(String),
     History(String),
@@ -52,6 +66,11 @@ enum Route {
 fn match_route(method: &Method, path: &str) -> Option<Route> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
+        (&Method::GET, [""]) => Some(Route::DemoPage),
+        (&Method::GET, ["coedit.js"]) => Some(Route::DemoClient),
+        (&Method::GET, ["demo", "templates"]) => Some(Route::DemoTemplates),
+        (&Method::POST, ["demo", "session"]) => Some(Route::DemoSession),
+        (&Method::POST, ["demo", "join"]) => Some(Route::DemoJoin),
         (&Method::POST, ["v1", "coedit", "session"]) => Some(Route::Create),
         (&Method::GET, ["v1", "coedit", "session", id]) if !id.is_empty() => {
             Some(Route::Get((*id).to_owned()))
@@ -74,9 +93,22 @@ fn match_route(method: &Method, path: &str) -> Option<Route> {
     }
 }
 
-async fn route(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(app: &App, demo: Option<&Demo>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let Some(route) = match_route(req.method(), req.uri().path()) else {
         return gateway_answer(StatusCode::NOT_FOUND, "Not Found");
+    };
+    let is_demo = matches!(
+        route,
+        Route::DemoPage
+            | Route::DemoClient
+            | Route::DemoTemplates
+            | Route::DemoSession
+            | Route::DemoJoin
+    );
+    let demo = match demo {
+        Some(demo) => Some(demo),
+        None if is_demo => return gateway_answer(StatusCode::NOT_FOUND, "Not Found"),
+        None => None,
     };
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, API_GATEWAY_MAX_BODY).collect().await {
@@ -104,25 +136,38 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
         .unwrap_or_default();
     let request = lambda_http::Request::from_parts(parts, body).with_query_string_parameters(query);
 
-    let response = match route {
-        Route::Create => create_session::handle(app, request).await,
-        Route::Get(id) => {
+    let response = match (route, demo) {
+        (Route::DemoPage, _) => return content(demo::INDEX_HTML, "text/html; charset=utf-8"),
+        (Route::DemoClient, _) => {
+            return content(demo::CLIENT_JS, "text/javascript; charset=utf-8");
+        }
+        (Route::DemoTemplates, Some(demo)) => {
+            let names = serde_json::to_string(&demo.template_names()).unwrap_or_default();
+            return content(&names, "application/json");
+        }
+        (Route::DemoSession, Some(demo)) => demo.create(app, &bytes).await,
+        (Route::DemoJoin, Some(demo)) => demo.join(app, &bytes).await,
+        (Route::DemoTemplates | Route::DemoSession | Route::DemoJoin, None) => {
+            return gateway_answer(StatusCode::NOT_FOUND, "Not Found");
+        }
+        (Route::Create, _) => create_session::handle(app, request).await,
+        (Route::Get(id), _) => {
             let params = HashMap::from([("id".to_owned(), id)]);
             get_session::handle(app, request.with_path_parameters(params)).await
         }
-        Route::History(id) => {
+        (Route::History(id), _) => {
             let params = HashMap::from([("id".to_owned(), id)]);
             get_session::handle(app, request.with_path_parameters(params)).await
         }
-        Route::Version(id, n) => {
+        (Route::Version(id, n), _) => {
             let params = HashMap::from([("id".to_owned(), id), ("n".to_owned(), n)]);
             get_session::handle(app, request.with_path_parameters(params)).await
         }
-        Route::Join(id) => {
+        (Route::Join(id), _) => {
             let params = HashMap::from([("id".to_owned(), id)]);
             join_session::handle(app, request.with_path_parameters(params)).await
         }
-        Route::PostChange(id) => {
+        (Route::PostChange(id), _) => {
             let params = HashMap::from([("id".to_owned(), id)]);
             post_change::handle(app, request.with_path_parameters(params)).await
         }
@@ -135,6 +180,14 @@ async fn route(app: &App, req: Request<Incoming>) -> Response<Full<Bytes>> {
         _ => Bytes::new(),
     };
     Response::from_parts(parts, Full::new(bytes))
+}
+
+fn content(body: &str, content_type: &'static str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .header("content-type", content_type)
+        .header("cache-control", "no-store")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap_or_default()
 }
 
 /// An answer API Gateway gives itself, before any function runs.

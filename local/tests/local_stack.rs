@@ -37,7 +37,7 @@ async fn start(dynamodb_endpoint: Option<&str>) -> Stack {
         .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(coedit_local::rest::serve(listener, app));
+    tokio::spawn(coedit_local::rest::serve(listener, app, None));
     Stack {
         base,
         key,

@@ -52,7 +52,7 @@ async fn start() -> Stack {
         .await
         .unwrap();
     let rest = format!("http://{}", rest_listener.local_addr().unwrap());
-    tokio::spawn(coedit_local::rest::serve(rest_listener, app.clone()));
+    tokio::spawn(coedit_local::rest::serve(rest_listener, app.clone(), None));
     let gateway = Gateway::new(Arc::new(InProcess(app.clone())), hub, "local");
     tokio::spawn(coedit_local::gateway::serve(ws_listener, Arc::new(gateway)));
     Stack {

@@ -1,0 +1,87 @@
+// The demo page in headless Chromium against the real local stack: two users join
+// one session in two pages, one edits a module, the other sees the new text and
+// version. Screenshots are kept in target/demo/.
+//
+//   node --test clients/js/test/   (after `cargo build -p coedit-local`)
+//
+// Needs Debian's chromium (/usr/bin/chromium, or CHROMIUM_PATH); without it the
+// test is skipped, except under CI, where it must run.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const root = new URL("../../../", import.meta.url).pathname;
+const browserPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const stackPath = process.env.COEDIT_LOCAL_BIN ?? `${root}target/debug/coedit-local`;
+const shots = `${root}target/demo`;
+const skip = !existsSync(browserPath) && !process.env.CI ? `no Chromium at ${browserPath}` : false;
+
+/** Starts the local stack on free ports; resolves with its demo URL. */
+function startStack() {
+  const stack = spawn(stackPath, ["--port", "0", "--ws-port", "0"], {
+    cwd: root,
+    env: { ...process.env, RUST_LOG: "warn" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    stack.stdout.on("data", (chunk) => {
+      out += chunk;
+      const demo = out.match(/demo\s+(http:\/\/\S+?)\/\s/);
+      if (demo) resolve({ stack, base: demo[1] });
+    });
+    stack.on("exit", (code) => reject(new Error(`the local stack exited (${code}): ${out}`)));
+  });
+}
+
+test("two pages co-edit one template through the local stack", { skip, timeout: 60_000 }, async () => {
+  mkdirSync(shots, { recursive: true });
+  const { stack, base } = await startStack();
+  const browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox"] });
+  try {
+    const ann = await browser.newPage({ viewport: { width: 1100, height: 700 } });
+    await ann.goto(`${base}/`);
+    await ann.selectOption("select[name=template]", "starter");
+    await ann.fill("input[name=user]", "Ann");
+    await ann.click("button");
+    await ann.waitForSelector(".module[data-uuid=mod-left]");
+    const session = new URL(ann.url()).searchParams.get("session");
+    assert.match(session, /^[0-9a-f-]{36}$/);
+
+    const bob = await browser.newPage({ viewport: { width: 1100, height: 700 } });
+    await bob.goto(`${base}/?session=${session}&user=Bob`);
+    await bob.waitForSelector(".module[data-uuid=mod-left]");
+    // Each sees both avatars.
+    await ann.waitForFunction(() => document.querySelectorAll(".avatar").length === 2);
+    await bob.waitForFunction(() => document.querySelectorAll(".avatar").length === 2);
+
+    // Ann takes the module: Bob sees it held, in her color, with her name.
+    await ann.click(".module[data-uuid=mod-left]");
+    await ann.waitForSelector(".module[data-uuid=mod-left] textarea");
+    await bob.waitForSelector(".module.locked[data-uuid=mod-left] .holder");
+    assert.equal(await bob.textContent(".module[data-uuid=mod-left] .holder"), "Ann");
+
+    // She types; Bob gets the text and the version.
+    await ann.fill(".module[data-uuid=mod-left] textarea", "Hello from Ann");
+    await bob.waitForFunction(
+      () => document.querySelector(".module[data-uuid=mod-left]")?.textContent.includes("Hello from Ann"),
+    );
+    await bob.waitForFunction(() => document.getElementById("version").textContent === "v2");
+    assert.equal(await ann.textContent("#version"), "v2");
+    assert.match(await bob.textContent("#history"), /v2 ann · Text changed/);
+    await bob.screenshot({ path: `${shots}/bob-sees-ann-editing.png` });
+    await ann.screenshot({ path: `${shots}/ann-editing.png` });
+
+    // She is done: the module is free again for Bob.
+    await ann.click("header h1");
+    await bob.waitForSelector(".module[data-uuid=mod-left]:not(.locked)");
+    await bob.click(".module[data-uuid=mod-left]");
+    await bob.waitForSelector(".module[data-uuid=mod-left] textarea");
+  } finally {
+    await browser.close();
+    stack.kill();
+  }
+});
