@@ -34,6 +34,10 @@ struct Stack {
 }
 
 async fn start() -> Stack {
+    start_with_idle_timeout(coedit_local::gateway::IDLE_TIMEOUT).await
+}
+
+async fn start_with_idle_timeout(idle: Duration) -> Stack {
     let rest_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ws_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ws = format!("{}", ws_listener.local_addr().unwrap());
@@ -53,7 +57,8 @@ async fn start() -> Stack {
         .unwrap();
     let rest = format!("http://{}", rest_listener.local_addr().unwrap());
     tokio::spawn(coedit_local::rest::serve(rest_listener, app.clone(), None));
-    let gateway = Gateway::new(Arc::new(InProcess(app.clone())), hub, "local");
+    let mut gateway = Gateway::new(Arc::new(InProcess(app.clone())), hub, "local");
+    gateway.idle_timeout = idle;
     tokio::spawn(coedit_local::gateway::serve(ws_listener, Arc::new(gateway)));
     Stack {
         rest,
@@ -395,4 +400,40 @@ async fn it_behaves_like_api_gateway() {
     assert_eq!(status, 204);
     assert_eq!(next(&mut dan).await, json!({"closed": 1000}));
     assert_eq!(change_type(&next(&mut ann).await), "USER_LEFT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_is_closed_like_api_gateway_does() {
+    // API Gateway's is 10 minutes; shortened here, the same code path.
+    let stack = start_with_idle_timeout(Duration::from_millis(700)).await;
+    let (id, _) = stack.create().await;
+    let mut ann = stack.connect(&id, 1).await;
+    let mut bob = stack.connect(&id, 2).await;
+    assert_eq!(change_type(&next(&mut ann).await), "USER_JOINED");
+    // Ann keeps talking; Bob says nothing and is closed with 1001, then announced gone.
+    let mut heard = Vec::new();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        send(&mut ann, json!({"action": "ping"})).await;
+        loop {
+            let m = next(&mut ann).await;
+            if m["type"] == "pong" {
+                break;
+            }
+            heard.push(m);
+        }
+    }
+    assert_eq!(next(&mut bob).await, json!({"closed": 1001}));
+    if heard.is_empty() {
+        heard.push(next(&mut ann).await);
+    }
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    let left = &heard[0];
+    assert_eq!(
+        (
+            change_type(left),
+            left["change"]["value"]["userId"].as_str()
+        ),
+        ("USER_LEFT", Some("u2"))
+    );
 }
