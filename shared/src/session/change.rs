@@ -258,19 +258,11 @@ impl Head {
                     ),
                 )
             })?;
-            for id in patch::touched_elements(&self.doc, &op) {
-                if let Some(holder) = locked_by(&id) {
-                    return Err(Error::new(
-                        Code::Locked,
-                        format!(
-                            "patch[{i}] ({} {}): element {id} is locked by {}",
-                            op.name(),
-                            op.path(),
-                            holder.username
-                        ),
-                    ));
-                }
-            }
+            // Decided on the template before the op, answered after it is known to
+            // fit: a patch that can never apply says so rather than "locked".
+            let locked = patch::touched_elements(&self.doc, &op)
+                .into_iter()
+                .find_map(|id| locked_by(&id).map(|holder| (id, holder)));
             if let Err(why) = applied.push(&mut self.doc, &op) {
                 let at = format!("patch[{i}] ({} {})", op.name(), op.path());
                 return Err(match why {
@@ -296,6 +288,17 @@ impl Head {
                         "patch[{i}] ({} {}): the template's page must stay an object",
                         op.name(),
                         op.path()
+                    ),
+                ));
+            }
+            if let Some((id, holder)) = locked {
+                return Err(Error::new(
+                    Code::Locked,
+                    format!(
+                        "patch[{i}] ({} {}): element {id} is locked by {}",
+                        op.name(),
+                        op.path(),
+                        holder.username
                     ),
                 ));
             }
