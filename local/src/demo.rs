@@ -31,6 +31,8 @@ fn starter() -> Value {
 
 pub struct Demo {
     pub api_key: String,
+    /// Served at `GET /local/metrics`, when set.
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     /// Fixture templates (`*.json`, optionally wrapped in `json_data`) offered
     /// besides the starter: `COEDIT_FIXTURES`, else `../shared/fixtures/templates`.
     pub fixtures: Option<PathBuf>,
@@ -42,7 +44,11 @@ impl Demo {
             .map(PathBuf::from)
             .or_else(|| Some(PathBuf::from("../shared/fixtures/templates")))
             .filter(|p| p.is_dir());
-        Demo { api_key, fixtures }
+        Demo {
+            api_key,
+            fixtures,
+            metrics: None,
+        }
     }
 
     pub fn template_names(&self) -> Vec<String> {

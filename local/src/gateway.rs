@@ -32,6 +32,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 
 use crate::connections::{self, ConnectionsApi, MAX_MESSAGE_BYTES};
 use crate::functions::Functions;
+use crate::metrics::Metrics;
 
 /// The route keys the stack's WebSocket API has besides `$connect`,
 /// `$disconnect` and `$default` (infra/template.yaml).
@@ -46,6 +47,8 @@ pub struct Gateway {
     pub management: Arc<ConnectionsApi>,
     pub stage: String,
     pub idle_timeout: Duration,
+    /// Counts messages in and out, when set (the load generator reads them).
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Gateway {
@@ -56,6 +59,7 @@ impl Gateway {
             hub,
             stage: stage.to_owned(),
             idle_timeout: IDLE_TIMEOUT,
+            metrics: None,
         }
     }
 }
@@ -66,6 +70,9 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) -> std::io::Res
     let domain: Arc<str> = domain.into();
     loop {
         let (stream, peer) = listener.accept().await?;
+        // Small messages must go out at once, not wait on Nagle and delayed ACKs
+        // (a 40 ms stall per message otherwise).
+        let _ = stream.set_nodelay(true);
         let gateway = gateway.clone();
         let domain = domain.clone();
         tokio::spawn(async move {
@@ -164,6 +171,9 @@ async fn connect(
     }
     // The connection exists from here on: posts to it are delivered.
     let outbound = gateway.hub.open(&connection_id);
+    if let Some(m) = &gateway.metrics {
+        m.connection_opened();
+    }
     let upgrading = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match upgrading.await {
@@ -267,6 +277,9 @@ async fn run_connection<S>(
                     Ok(Some(Ok(Message::Binary(bytes)))) => String::from_utf8_lossy(&bytes).into_owned(),
                     Ok(Some(Ok(_))) => continue,
                 };
+                if let Some(m) = &gateway.metrics {
+                    m.message_in(text.len());
+                }
                 let route = select_route(&text);
                 let answer = match place.event(route, &[], &[], Some(&text), None) {
                     Ok(event) => gateway.functions.invoke(event).await,
@@ -274,10 +287,13 @@ async fn run_connection<S>(
                 };
                 match answer {
                     Ok(answer) => {
-                        if let Some(reply) = body_text(&answer).filter(|b| !b.is_empty())
-                            && sink.send(Message::text(reply)).await.is_err()
-                        {
-                            break (1006, "Connection lost".into());
+                        if let Some(reply) = body_text(&answer).filter(|b| !b.is_empty()) {
+                            if let Some(m) = &gateway.metrics {
+                                m.message_out(reply.len());
+                            }
+                            if sink.send(Message::text(reply)).await.is_err() {
+                                break (1006, "Connection lost".into());
+                            }
                         }
                     }
                     Err(e) => {
@@ -289,6 +305,9 @@ async fn run_connection<S>(
             }
             pushed = outbound.recv() => match pushed {
                 Some(Outbound::Message(text)) => {
+                    if let Some(m) = &gateway.metrics {
+                        m.message_out(text.len());
+                    }
                     if sink.send(Message::text(text)).await.is_err() {
                         break (1006, "Connection lost".into());
                     }

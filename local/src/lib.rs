@@ -5,12 +5,14 @@ pub mod connections;
 pub mod demo;
 pub mod functions;
 pub mod gateway;
+pub mod metrics;
 pub mod rest;
 
 use std::sync::Arc;
 
 use coedit::auth::{ApiKeyRecord, KeyHash, Plan};
 use coedit::session::TenantId;
+use coedit::store::dynamo::CapacityMeter;
 use coedit::store::dynamo::schema::TableDefinition;
 use coedit::store::{DynamoStore, MemoryStore, SessionStore};
 use coedit::{App, Result};
@@ -24,12 +26,22 @@ pub async fn open_store(
     dynamodb_endpoint: Option<&str>,
     table: &str,
 ) -> Result<Arc<dyn SessionStore>> {
+    Ok(open_metered_store(dynamodb_endpoint, table).await?.0)
+}
+
+/// `open_store`, with the DynamoDB store's capacity meter when it is DynamoDB.
+pub async fn open_metered_store(
+    dynamodb_endpoint: Option<&str>,
+    table: &str,
+) -> Result<(Arc<dyn SessionStore>, Option<Arc<CapacityMeter>>)> {
     Ok(match dynamodb_endpoint {
-        None => Arc::new(MemoryStore::new()),
+        None => (Arc::new(MemoryStore::new()), None),
         Some(endpoint) => {
             let client = DynamoStore::local_client(endpoint);
             TableDefinition::coedit()?.create(&client, table).await?;
-            Arc::new(DynamoStore::new(client, table))
+            let store = DynamoStore::new(client, table);
+            let meter = store.meter().clone();
+            (Arc::new(store), Some(meter))
         }
     })
 }

@@ -8,6 +8,7 @@ use coedit::clock::SystemClock;
 use coedit::config::{Config, SigningSecret};
 use coedit::{App, auth, telemetry};
 use coedit_local::gateway::Gateway;
+use coedit_local::metrics::Metered;
 use tokio::net::TcpListener;
 
 /// The WebSocket API's stage on the local stack.
@@ -63,7 +64,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         (None, false) => None,
     };
-    let store = coedit_local::open_store(endpoint.as_deref(), &args.table).await?;
+    let (store, meter) = coedit_local::open_metered_store(endpoint.as_deref(), &args.table).await?;
+    let metrics = Arc::new(coedit_local::metrics::Metrics::new(meter));
     let mut config = Config::from_env()?;
     if args.functions.is_some() && (endpoint.is_none() || config.join_token_secret.is_none()) {
         return Err(
@@ -88,16 +90,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hub = Arc::new(coedit::notify::LocalConnections::new());
     let app = Arc::new(App::new(config, store, hub.clone(), Arc::new(SystemClock)));
     let functions: Arc<dyn coedit_local::functions::Functions> = match &args.functions {
-        Some(url) => Arc::new(coedit_local::functions::Remote::new(url)),
-        None => Arc::new(coedit_local::functions::InProcess(app.clone())),
+        Some(url) => Arc::new(Metered {
+            inner: coedit_local::functions::Remote::new(url),
+            metrics: metrics.clone(),
+        }),
+        None => Arc::new(Metered {
+            inner: coedit_local::functions::InProcess(app.clone()),
+            metrics: metrics.clone(),
+        }),
     };
-    let gateway = Arc::new(Gateway::new(functions, hub, STAGE));
+    let mut gateway = Gateway::new(functions, hub, STAGE);
+    gateway.metrics = Some(metrics.clone());
+    let gateway = Arc::new(gateway);
     let api_key = match args.dev_api_key {
         Some(key) => key,
         None => auth::generate_api_key()?,
     };
     coedit_local::register_dev_key(&app, &api_key, args.max_editors).await?;
-    let demo = Arc::new(coedit_local::demo::Demo::new(api_key.clone()));
+    let mut demo = coedit_local::demo::Demo::new(api_key.clone());
+    demo.metrics = Some(metrics.clone());
+    let demo = Arc::new(demo);
 
     let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port))).await?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -55,6 +55,7 @@ enum Route {
     DemoTemplates,
     DemoSession,
     DemoJoin,
+    Metrics,
     Create,
     Get(String),
     History(String),
@@ -71,6 +72,7 @@ fn match_route(method: &Method, path: &str) -> Option<Route> {
         (&Method::GET, ["demo", "templates"]) => Some(Route::DemoTemplates),
         (&Method::POST, ["demo", "session"]) => Some(Route::DemoSession),
         (&Method::POST, ["demo", "join"]) => Some(Route::DemoJoin),
+        (&Method::GET, ["local", "metrics"]) => Some(Route::Metrics),
         (&Method::POST, ["v1", "coedit", "session"]) => Some(Route::Create),
         (&Method::GET, ["v1", "coedit", "session", id]) if !id.is_empty() => {
             Some(Route::Get((*id).to_owned()))
@@ -146,8 +148,12 @@ async fn route(app: &App, demo: Option<&Demo>, req: Request<Incoming>) -> Respon
             return content(&names, "application/json");
         }
         (Route::DemoSession, Some(demo)) => demo.create(app, &bytes).await,
+        (Route::Metrics, Some(demo)) => {
+            let metrics = demo.metrics.as_ref().map(|m| m.to_json());
+            return content(&metrics.unwrap_or_default().to_string(), "application/json");
+        }
         (Route::DemoJoin, Some(demo)) => demo.join(app, &bytes).await,
-        (Route::DemoTemplates | Route::DemoSession | Route::DemoJoin, None) => {
+        (Route::DemoTemplates | Route::DemoSession | Route::DemoJoin | Route::Metrics, None) => {
             return gateway_answer(StatusCode::NOT_FOUND, "Not Found");
         }
         (Route::Create, _) => create_session::handle(app, request).await,

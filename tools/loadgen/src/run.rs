@@ -1,0 +1,542 @@
+//! The scenarios, against a local stack started as a child process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use coedit::patch;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+type Error = Box<dyn std::error::Error>;
+type Socket = WebSocketStream<TcpStream>;
+
+pub struct Stack {
+    child: tokio::process::Child,
+    pub base: String,
+    pub key: String,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Stack {
+    /// Stops the stack as Ctrl-C would, so it stops its DynamoDB Local too.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-INT", &pid.to_string()])
+                .status()
+                .await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+        }
+    }
+
+    pub async fn start(binary: Option<&str>, dynamodb_local: bool) -> Result<Stack, Error> {
+        let binary = binary.map(str::to_owned).unwrap_or_else(|| {
+            ["target/release/coedit-local", "target/debug/coedit-local"]
+                .into_iter()
+                .find(|p| std::path::Path::new(p).is_file())
+                .unwrap_or("target/release/coedit-local")
+                .to_owned()
+        });
+        let mut command = tokio::process::Command::new(&binary);
+        command.args(["--port", "0", "--ws-port", "0"]);
+        if dynamodb_local {
+            command.arg("--dynamodb-local");
+        }
+        let mut child = command
+            .env("RUST_LOG", "warn")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                format!("starting {binary}: {e} (build it: cargo build --release -p coedit-local)")
+            })?;
+        let mut lines = BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        let (mut base, mut key) = (None, None);
+        while let Some(line) =
+            tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await??
+        {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["demo", url, ..] => base = Some(url.trim_end_matches('/').to_owned()),
+                ["dev", "API", "key", k, ..] => key = Some((*k).to_owned()),
+                _ => {}
+            }
+            if base.is_some() && key.is_some() {
+                break;
+            }
+        }
+        // Keep draining its output so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Stack {
+            child,
+            base: base.ok_or("the stack printed no URL")?,
+            key: key.ok_or("the stack printed no key")?,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), Error> {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {bearer}"))
+            .body(Full::new(Bytes::from(body)))?;
+        let res = self.http.request(req).await?;
+        let status = res.status().as_u16();
+        let bytes = res.into_body().collect().await?.to_bytes();
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
+    }
+
+    async fn metrics(&self) -> Result<Value, Error> {
+        Ok(self.call(Method::GET, "/local/metrics", "", None).await?.1)
+    }
+
+    async fn create(&self, template: &Value) -> Result<String, Error> {
+        let (status, created) = self
+            .call(
+                Method::POST,
+                "/v1/coedit/session",
+                &self.key,
+                Some(json!({"template": template, "userid": "loadgen"})),
+            )
+            .await?;
+        if status != 201 {
+            return Err(format!("create answered {status}: {created}").into());
+        }
+        Ok(created["sessionId"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Joins and opens the WebSocket; the socket and the join token.
+    async fn open(&self, session: &str, n: usize) -> Result<(Socket, String), Error> {
+        let user = json!({"userId": format!("load-{n}"), "username": format!("Load {n}"), "userColor": "#336699"});
+        let (status, joined) = self
+            .call(
+                Method::POST,
+                &format!("/v1/coedit/session/{session}/join"),
+                &self.key,
+                Some(user),
+            )
+            .await?;
+        if status != 200 {
+            return Err(format!("join answered {status}: {joined}").into());
+        }
+        let token = joined["token"].as_str().unwrap_or_default().to_owned();
+        let url = format!(
+            "{}?token={token}",
+            joined["url"].as_str().unwrap_or_default()
+        );
+        let host = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let stream = TcpStream::connect(host).await?;
+        stream.set_nodelay(true)?;
+        let (socket, _) = tokio_tungstenite::client_async(url, stream).await?;
+        Ok((socket, token))
+    }
+}
+
+/// A template of about `bytes`: the playground fixture's rows repeated with new
+/// uuids (as a long real email would be), or synthetic rows without fixtures.
+fn template_of(bytes: usize) -> Value {
+    let fixture = [
+        "../shared/fixtures/templates/playground-template.json",
+        "shared/fixtures/templates/playground-template.json",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read(p).ok())
+    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    .map(|mut v| v.get_mut("json_data").map(Value::take).unwrap_or(v));
+    let mut t = fixture.unwrap_or_else(|| json!({"page": {"rows": [{"columns": [{"modules": [
+        {"type": "mailup-bee-newsletter-modules-text", "descriptor": {"text": {"html": "<p>".to_owned() + &"text ".repeat(200) + "</p>"}}}]}]}]}}));
+    let rows = t["page"]["rows"].as_array().cloned().unwrap_or_default();
+    let mut size = t.to_string().len();
+    let mut i = 0;
+    while size < bytes && !rows.is_empty() {
+        let mut row = rows[i % rows.len()].clone();
+        row["uuid"] = uuid::Uuid::new_v4().to_string().into();
+        for column in row["columns"].as_array_mut().into_iter().flatten() {
+            for module in column["modules"].as_array_mut().into_iter().flatten() {
+                module["uuid"] = uuid::Uuid::new_v4().to_string().into();
+            }
+        }
+        size += row.to_string().len() + 1;
+        if let Some(r) = t["page"]["rows"].as_array_mut() {
+            r.push(row);
+        }
+        i += 1;
+    }
+    t
+}
+
+fn module_paths(template: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for (r, row) in template["page"]["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for (c, col) in row["columns"].as_array().into_iter().flatten().enumerate() {
+            for m in 0..col["modules"].as_array().map_or(0, Vec::len) {
+                out.push(format!("/page/rows/{r}/columns/{c}/modules/{m}"));
+            }
+        }
+    }
+    out
+}
+
+async fn next_json(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(wait, socket.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).ok(),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn latencies(mut ms: Vec<f64>) -> Value {
+    ms.sort_by(f64::total_cmp);
+    json!({"count": ms.len(), "p50": percentile(&ms, 0.5), "p95": percentile(&ms, 0.95), "p99": percentile(&ms, 0.99),
+           "max": ms.last().copied().unwrap_or(0.0)})
+}
+
+/// What the server used between two metric readings.
+fn used(before: &Value, after: &Value) -> Value {
+    let d = |path: &str| {
+        let a = after.pointer(path).and_then(Value::as_f64).unwrap_or(0.0);
+        let b = before.pointer(path).and_then(Value::as_f64).unwrap_or(0.0);
+        a - b
+    };
+    let mut invocations = serde_json::Map::new();
+    for (name, v) in after["invocations"].as_object().into_iter().flatten() {
+        let count = v["count"].as_f64().unwrap_or(0.0)
+            - before["invocations"][name]["count"].as_f64().unwrap_or(0.0);
+        let ms = v["totalMs"].as_f64().unwrap_or(0.0)
+            - before["invocations"][name]["totalMs"]
+                .as_f64()
+                .unwrap_or(0.0);
+        invocations.insert(name.clone(), json!({"count": count, "totalMs": ms}));
+    }
+    json!({
+        "cpuMs": d("/process/cpuMs"), "peakRssKb": after["process"]["peakRssKb"],
+        "messagesIn": d("/websocket/messagesIn"), "unitsIn": d("/websocket/unitsIn"),
+        "messagesOut": d("/websocket/messagesOut"), "unitsOut": d("/websocket/unitsOut"),
+        "readRequests": d("/dynamodb/readRequests"), "writeRequests": d("/dynamodb/writeRequests"),
+        "readUnits": d("/dynamodb/readUnits"), "writeUnits": d("/dynamodb/writeUnits"),
+        "invocations": invocations,
+    })
+}
+
+pub async fn edit_storm(stack: &Stack, clients: usize, seconds: u64) -> Result<Value, Error> {
+    let template = template_of(300 * 1024);
+    let session = stack.create(&template).await?;
+    let mut sockets = Vec::new();
+    let mut token = String::new();
+    for n in 0..clients {
+        let (socket, t) = stack.open(&session, n).await?;
+        sockets.push(socket);
+        token = t;
+    }
+    let (_, got) = stack
+        .call(
+            Method::GET,
+            &format!("/v1/coedit/session/{session}"),
+            &token,
+            None,
+        )
+        .await?;
+    let initial = got["template"].clone();
+    let modules = module_paths(&initial);
+    if modules.len() < clients {
+        return Err(format!(
+            "the template has {} modules for {clients} clients",
+            modules.len()
+        )
+        .into());
+    }
+    // Let the join announcements settle.
+    for s in &mut sockets {
+        while next_json(s, Duration::from_millis(200)).await.is_some() {}
+    }
+
+    let submitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let seen: Arc<Mutex<HashMap<String, Vec<Instant>>>> = Arc::default();
+    let before = stack.metrics().await?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let tasks = sockets.into_iter().enumerate().map(|(n, mut socket)| {
+        let path = format!("{}/loadgenText", modules[n]);
+        let submitted = submitted.clone();
+        let seen = seen.clone();
+        async move {
+            let mut version = 1u64;
+            let mut acks = Vec::new();
+            let mut own: BTreeMap<u64, Value> = BTreeMap::new();
+            let mut received: BTreeMap<u64, Value> = BTreeMap::new();
+            let mut refused = 0usize;
+            let mut k = 0;
+            while Instant::now() < deadline {
+                let change_id = format!("c{n}-{k}");
+                let patch = json!([{"op": "add", "path": path, "value": format!("<p>Edit {k} by client {n}: {}</p>", "lorem ipsum ".repeat(15))}]);
+                let message = json!({"action": "edit", "changeId": change_id, "baseVersion": version, "patch": patch, "label": "Text", "type": "text"});
+                let t0 = Instant::now();
+                submitted.lock().unwrap().insert(change_id.clone(), t0);
+                if socket.send(Message::text(message.to_string())).await.is_err() {
+                    break;
+                }
+                loop {
+                    let Some(m) = next_json(&mut socket, Duration::from_secs(30)).await else { return Err(format!("client {n}: no answer")) };
+                    match m["type"].as_str() {
+                        Some("change") => {
+                            let e = &m["historyEntry"];
+                            let v = e["version"].as_u64().unwrap_or(0);
+                            seen.lock().unwrap().entry(e["changeId"].as_str().unwrap_or_default().to_owned()).or_default().push(Instant::now());
+                            received.insert(v, e["diff"].clone());
+                            version = version.max(v);
+                        }
+                        Some("ack") if m["changeId"] == change_id.as_str() => {
+                            acks.push(t0.elapsed().as_secs_f64() * 1000.0);
+                            let v = m["version"].as_u64().unwrap_or(0);
+                            own.insert(v, patch.clone());
+                            version = version.max(v);
+                            break;
+                        }
+                        Some("error") => {
+                            refused += 1;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                k += 1;
+            }
+            // The last changes of the others.
+            while let Some(m) = next_json(&mut socket, Duration::from_millis(1500)).await {
+                if m["type"] == "change" {
+                    let e = &m["historyEntry"];
+                    seen.lock().unwrap().entry(e["changeId"].as_str().unwrap_or_default().to_owned()).or_default().push(Instant::now());
+                    received.insert(e["version"].as_u64().unwrap_or(0), e["diff"].clone());
+                }
+            }
+            let _ = socket.close(None).await;
+            Ok::<_, String>((acks, own, received, refused))
+        }
+    });
+    let results = futures_util::future::join_all(tasks).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = stack.metrics().await?;
+
+    let (_, now) = stack
+        .call(
+            Method::GET,
+            &format!("/v1/coedit/session/{session}/history?limit=1"),
+            &stack.key,
+            None,
+        )
+        .await?;
+    let head = now["entries"][0]["version"].as_u64().unwrap_or(1);
+    let (_, server) = stack
+        .call(
+            Method::GET,
+            &format!("/v1/coedit/session/{session}/versions/{head}"),
+            &stack.key,
+            None,
+        )
+        .await?;
+    let server = server["template"].clone();
+
+    let mut ack_ms = Vec::new();
+    let mut acked = 0usize;
+    let mut refused = 0usize;
+    let mut converged = true;
+    for r in &results {
+        let (acks, own, received, n_refused) = r.as_ref().map_err(|e| e.clone())?;
+        acked += acks.len();
+        refused += n_refused;
+        ack_ms.extend(acks.iter().copied());
+        let mut copy = initial.clone();
+        let mut all: BTreeMap<u64, &Value> = received.iter().map(|(v, d)| (*v, d)).collect();
+        all.extend(own.iter().map(|(v, d)| (*v, d)));
+        let contiguous = all.keys().copied().eq(2..=head);
+        for diff in all.values() {
+            if let Ok(ops) = patch::parse(diff) {
+                let _ = patch::apply(&mut copy, &ops);
+            }
+        }
+        converged &= contiguous && copy == server;
+    }
+    let submitted = submitted.lock().unwrap();
+    let remote_ms: Vec<f64> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, times)| times.len() == clients - 1)
+        .filter_map(|(id, times)| {
+            Some(
+                times
+                    .iter()
+                    .max()?
+                    .duration_since(*submitted.get(id)?)
+                    .as_secs_f64()
+                    * 1000.0,
+            )
+        })
+        .collect();
+    let server_used = used(&before, &after);
+    Ok(json!({
+        "scenario": "edit-storm",
+        "templateBytes": initial.to_string().len(),
+        "seconds": elapsed,
+        "acked": acked,
+        "refused": refused,
+        "editsPerSecond": acked as f64 / elapsed,
+        "versions": head,
+        "ackMs": latencies(ack_ms),
+        "remoteMs": latencies(remote_ms),
+        "serverCpuMsPerEdit": server_used["cpuMs"].as_f64().unwrap_or(0.0) / acked.max(1) as f64,
+        "server": server_used,
+        "converged": converged && head as usize == acked + 1,
+    }))
+}
+
+pub async fn join_storm(stack: &Stack, clients: usize) -> Result<Value, Error> {
+    let template = template_of(300 * 1024);
+    let session = stack.create(&template).await?;
+    let before = stack.metrics().await?;
+    let started = Instant::now();
+    let joins = (0..clients).map(|n| {
+        let session = session.clone();
+        async move {
+            let t0 = Instant::now();
+            let (mut socket, token) = stack.open(&session, n).await.map_err(|e| e.to_string())?;
+            let (status, got) = stack
+                .call(
+                    Method::GET,
+                    &format!("/v1/coedit/session/{session}"),
+                    &token,
+                    None,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let ms = t0.elapsed().as_secs_f64() * 1000.0;
+            let ok = status == 200 && got["template"]["page"].is_object();
+            let _ = next_json(&mut socket, Duration::from_millis(10)).await;
+            Ok::<_, String>((ms, ok, socket, got["template"].clone()))
+        }
+    });
+    let results = futures_util::future::join_all(joins).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = stack.metrics().await?;
+    let mut ms = Vec::new();
+    let mut loaded = 0;
+    let mut same = true;
+    let mut first: Option<Value> = None;
+    for r in results {
+        let (t, ok, mut socket, template) = r?;
+        ms.push(t);
+        loaded += usize::from(ok);
+        same &= first.get_or_insert_with(|| template.clone()) == &template;
+        let _ = socket.close(None).await;
+    }
+    let server_used = used(&before, &after);
+    Ok(json!({
+        "scenario": "join-storm",
+        "templateBytes": template.to_string().len(),
+        "seconds": elapsed,
+        "joined": loaded,
+        "joinAndLoadMs": latencies(ms),
+        "serverCpuMsPerJoin": server_used["cpuMs"].as_f64().unwrap_or(0.0) / clients.max(1) as f64,
+        "server": server_used,
+        "converged": same && loaded == clients,
+    }))
+}
+
+/// A one-screen table of a report.
+pub fn summary(r: &Value) -> String {
+    let f = |p: &str| r.pointer(p).and_then(Value::as_f64).unwrap_or(0.0);
+    let mut out = format!(
+        "{} · {} clients · {} store · template {} KB\n",
+        r["scenario"].as_str().unwrap_or_default(),
+        r["clients"],
+        r["store"].as_str().unwrap_or_default(),
+        f("/templateBytes") as u64 / 1024
+    );
+    if r["scenario"] == "edit-storm" {
+        out += &format!(
+            "  edits/s {:.0} ({} acked, {} refused, converged: {})\n  ack ms p50 {:.1} p95 {:.1} p99 {:.1} · remote ms p50 {:.1} p99 {:.1}\n  server CPU {:.2} ms/edit · peak RSS {} MB\n",
+            f("/editsPerSecond"),
+            r["acked"],
+            r["refused"],
+            r["converged"],
+            f("/ackMs/p50"),
+            f("/ackMs/p95"),
+            f("/ackMs/p99"),
+            f("/remoteMs/p50"),
+            f("/remoteMs/p99"),
+            f("/serverCpuMsPerEdit"),
+            f("/server/peakRssKb") as u64 / 1024,
+        );
+    } else {
+        out += &format!(
+            "  joined {} in {:.2} s · join+load ms p50 {:.0} p95 {:.0} p99 {:.0} · server CPU {:.1} ms/join · peak RSS {} MB\n",
+            r["joined"],
+            f("/seconds"),
+            f("/joinAndLoadMs/p50"),
+            f("/joinAndLoadMs/p95"),
+            f("/joinAndLoadMs/p99"),
+            f("/serverCpuMsPerJoin"),
+            f("/server/peakRssKb") as u64 / 1024,
+        );
+    }
+    out += &format!(
+        "  DynamoDB {:.0} RRU {:.0} WRU · WebSocket {} in / {} out (32 KB units) · cost {}\n",
+        f("/server/readUnits"),
+        f("/server/writeUnits"),
+        f("/server/unitsIn"),
+        f("/server/unitsOut"),
+        r["cost"]["summary"].as_str().unwrap_or_default()
+    );
+    out
+}
