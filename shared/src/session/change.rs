@@ -12,7 +12,8 @@ use crate::error::{Code, Error, Result};
 use crate::patch::{self, Applied, Op};
 
 /// How many recent changes a warm template keeps for rebasing and for recognising
-/// a resent change; older ones are read from the store when needed.
+/// a resent change whatever its base; older ones are read from the store when
+/// needed (for rebasing, and to recognise a resend made on the same base).
 pub const RECENT_CHANGES: usize = 512;
 
 /// A change further behind than this is refused (resync and redo): rebasing over
@@ -194,6 +195,12 @@ impl Head {
                     self.version.0 - base.0
                 ),
             ));
+        }
+        // A resend is recognised by its id among every change remembered, not only
+        // those after its base: a client that learnt of newer versions while its
+        // ack was lost may resend on a newer base (the fault test caught that).
+        if let Some(r) = self.recent.iter().find(|r| r.change_id == edit.change_id) {
+            return Ok(Outcome::Duplicate(r.version));
         }
         let mut missed: Vec<Op> = Vec::new();
         if self.remembers_since(base) {
