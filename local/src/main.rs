@@ -38,6 +38,10 @@ struct Args {
     /// COEDIT_JOIN_TOKEN_SECRET set for both.
     #[arg(long)]
     functions: Option<String>,
+    /// Fault injection: fail this share (0 to 1) of store calls and drop or delay
+    /// this share of pushes to connections, as DynamoDB and API Gateway can.
+    #[arg(long, default_value_t = 0.0)]
+    faults: f64,
     /// Table to use (created from infra/template.yaml when missing).
     #[arg(long, default_value = "coedit-local")]
     table: String,
@@ -88,7 +92,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.websocket_url = Some(ws_url.clone());
     }
     let hub = Arc::new(coedit::notify::LocalConnections::new());
-    let app = Arc::new(App::new(config, store, hub.clone(), Arc::new(SystemClock)));
+    let (store, notifier): (
+        Arc<dyn coedit::store::SessionStore>,
+        Arc<dyn coedit::notify::Notifier>,
+    ) = if args.faults > 0.0 {
+        use coedit_local::faults::{FaultyNotifier, FaultyStore, Injected, Rate};
+        let rate = Arc::new(Rate::new(args.faults));
+        let injected = Arc::new(Injected::default());
+        (
+            Arc::new(FaultyStore {
+                inner: store,
+                rate: rate.clone(),
+                injected: injected.clone(),
+            }),
+            Arc::new(FaultyNotifier {
+                inner: hub.clone(),
+                rate,
+                injected,
+            }),
+        )
+    } else {
+        (store, hub.clone())
+    };
+    let app = Arc::new(App::new(config, store, notifier, Arc::new(SystemClock)));
     let functions: Arc<dyn coedit_local::functions::Functions> = match &args.functions {
         Some(url) => Arc::new(Metered {
             inner: coedit_local::functions::Remote::new(url),
@@ -128,6 +154,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .trim_end_matches(&format!("/{STAGE}"))
     );
     println!("  storage      {storage}");
+    if args.faults > 0.0 {
+        println!(
+            "  faults       {:.0} % of store calls fail, {:.0} % of pushes dropped or delayed",
+            args.faults * 100.0,
+            args.faults * 100.0
+        );
+    }
     println!(
         "  dev API key  {api_key}  (tenant 'dev', {} co-editors)",
         args.max_editors
