@@ -138,6 +138,16 @@ impl Stack {
 
     /// Joins and opens the WebSocket; the socket and the join token.
     async fn open(&self, session: &str, n: usize) -> Result<(Socket, String), Error> {
+        Ok(self.open_timed(session, n).await?.0)
+    }
+
+    /// `open`, with how long the REST join and the WebSocket `$connect` took (ms).
+    async fn open_timed(
+        &self,
+        session: &str,
+        n: usize,
+    ) -> Result<((Socket, String), f64, f64), Error> {
+        let t0 = Instant::now();
         let user = json!({"userId": format!("load-{n}"), "username": format!("Load {n}"), "userColor": "#336699"});
         let (status, joined) = self
             .call(
@@ -150,6 +160,8 @@ impl Stack {
         if status != 200 {
             return Err(format!("join answered {status}: {joined}").into());
         }
+        let join_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let t1 = Instant::now();
         let token = joined["token"].as_str().unwrap_or_default().to_owned();
         let url = format!(
             "{}?token={token}",
@@ -164,7 +176,8 @@ impl Stack {
         let stream = TcpStream::connect(host).await?;
         stream.set_nodelay(true)?;
         let (socket, _) = tokio_tungstenite::client_async(url, stream).await?;
-        Ok((socket, token))
+        let connect_ms = t1.elapsed().as_secs_f64() * 1000.0;
+        Ok(((socket, token), join_ms, connect_ms))
     }
 }
 
@@ -450,7 +463,11 @@ pub async fn join_storm(stack: &Stack, clients: usize) -> Result<Value, Error> {
         let session = session.clone();
         async move {
             let t0 = Instant::now();
-            let (mut socket, token) = stack.open(&session, n).await.map_err(|e| e.to_string())?;
+            let ((mut socket, token), join_ms, connect_ms) = stack
+                .open_timed(&session, n)
+                .await
+                .map_err(|e| e.to_string())?;
+            let t2 = Instant::now();
             let (status, got) = stack
                 .call(
                     Method::GET,
@@ -460,22 +477,33 @@ pub async fn join_storm(stack: &Stack, clients: usize) -> Result<Value, Error> {
                 )
                 .await
                 .map_err(|e| e.to_string())?;
+            let get_ms = t2.elapsed().as_secs_f64() * 1000.0;
             let ms = t0.elapsed().as_secs_f64() * 1000.0;
             let ok = status == 200 && got["template"]["page"].is_object();
             let _ = next_json(&mut socket, Duration::from_millis(10)).await;
-            Ok::<_, String>((ms, ok, socket, got["template"].clone()))
+            Ok::<_, String>((
+                ms,
+                ok,
+                socket,
+                got["template"].clone(),
+                [join_ms, connect_ms, get_ms],
+            ))
         }
     });
     let results = futures_util::future::join_all(joins).await;
     let elapsed = started.elapsed().as_secs_f64();
     let after = stack.metrics().await?;
     let mut ms = Vec::new();
+    let mut steps: [Vec<f64>; 3] = Default::default();
     let mut loaded = 0;
     let mut same = true;
     let mut first: Option<Value> = None;
     for r in results {
-        let (t, ok, mut socket, template) = r?;
+        let (t, ok, mut socket, template, parts) = r?;
         ms.push(t);
+        for (list, v) in steps.iter_mut().zip(parts) {
+            list.push(v);
+        }
         loaded += usize::from(ok);
         same &= first.get_or_insert_with(|| template.clone()) == &template;
         let _ = socket.close(None).await;
@@ -487,6 +515,7 @@ pub async fn join_storm(stack: &Stack, clients: usize) -> Result<Value, Error> {
         "seconds": elapsed,
         "joined": loaded,
         "joinAndLoadMs": latencies(ms),
+        "steps": {"joinMs": latencies(steps[0].clone()), "connectMs": latencies(steps[1].clone()), "getMs": latencies(steps[2].clone())},
         "serverCpuMsPerJoin": server_used["cpuMs"].as_f64().unwrap_or(0.0) / clients.max(1) as f64,
         "server": server_used,
         "converged": same && loaded == clients,
@@ -520,12 +549,15 @@ pub fn summary(r: &Value) -> String {
         );
     } else {
         out += &format!(
-            "  joined {} in {:.2} s · join+load ms p50 {:.0} p95 {:.0} p99 {:.0} · server CPU {:.1} ms/join · peak RSS {} MB\n",
+            "  joined {} in {:.2} s · join+load ms p50 {:.0} p95 {:.0} p99 {:.0} (p50 of join {:.0}, $connect {:.0}, GET {:.0}) · server CPU {:.1} ms/join · peak RSS {} MB\n",
             r["joined"],
             f("/seconds"),
             f("/joinAndLoadMs/p50"),
             f("/joinAndLoadMs/p95"),
             f("/joinAndLoadMs/p99"),
+            f("/steps/joinMs/p50"),
+            f("/steps/connectMs/p50"),
+            f("/steps/getMs/p50"),
             f("/serverCpuMsPerJoin"),
             f("/server/peakRssKb") as u64 / 1024,
         );
