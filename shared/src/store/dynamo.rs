@@ -616,32 +616,8 @@ impl DynamoStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut items: Vec<Item> = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":lo", s("A#"))
-                .expression_attribute_values(":hi", s(hi))
-                .scan_index_forward(false)
-                .consistent_read(consistent)
-                .limit((limit - items.len()).min(1000) as i32)
-                .set_exclusive_start_key(start)
-                .return_consumed_capacity(ReturnConsumedCapacity::Total)
-                .send()
-                .await
-                .map_err(|e| store_error(operation, e))?;
-            self.meter.read(out.consumed_capacity());
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() || items.len() >= limit {
-                return Ok(items);
-            }
-        }
+        self.query(pk, "A#", hi, Some(limit), false, consistent, operation)
+            .await
     }
 
     /// The items of one partition whose sort keys lie in `lo..=hi`, in order, all
@@ -653,6 +629,22 @@ impl DynamoStore {
         lo: &str,
         hi: &str,
         limit: Option<usize>,
+        operation: &str,
+    ) -> Result<Vec<Item>> {
+        self.query(pk, lo, hi, limit, true, true, operation).await
+    }
+
+    /// One partition's items with sort keys in `lo..=hi`, in either order, every
+    /// page or the first `limit` items, metered.
+    #[allow(clippy::too_many_arguments)]
+    async fn query(
+        &self,
+        pk: &str,
+        lo: &str,
+        hi: &str,
+        limit: Option<usize>,
+        ascending: bool,
+        consistent: bool,
         operation: &str,
     ) -> Result<Vec<Item>> {
         let mut items: Vec<Item> = Vec::new();
@@ -667,7 +659,8 @@ impl DynamoStore {
                 .expression_attribute_values(":pk", s(pk))
                 .expression_attribute_values(":lo", s(lo))
                 .expression_attribute_values(":hi", s(hi))
-                .consistent_read(true)
+                .scan_index_forward(ascending)
+                .consistent_read(consistent)
                 .set_limit(page_limit)
                 .set_exclusive_start_key(start)
                 .return_consumed_capacity(ReturnConsumedCapacity::Total)
