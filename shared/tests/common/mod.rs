@@ -249,26 +249,36 @@ impl Event {
     }
 
     pub fn join_session(api_key: Option<&str>, id: &str, body: impl Into<Vec<u8>>) -> Event {
-        Event {
-            method: "POST",
-            route_key: "POST /v1/coedit/session/{id}/join",
-            path: format!("/v1/coedit/session/{id}/join"),
-            path_parameters: Some(json!({ "id": id })),
-            headers: bearer(api_key),
-            body: Some(body.into()),
-            base64: false,
-            query: String::new(),
-        }
+        Event::on_session(
+            "POST",
+            "POST /v1/coedit/session/{id}/join",
+            "/join",
+            id,
+            api_key,
+            Some(body.into()),
+        )
     }
 
     pub fn get_session(api_key: Option<&str>, id: &str) -> Event {
+        Event::on_session("GET", "GET /v1/coedit/session/{id}", "", id, api_key, None)
+    }
+
+    /// A route under `/v1/coedit/session/{id}`; `suffix` is what follows the id.
+    fn on_session(
+        method: &'static str,
+        route_key: &'static str,
+        suffix: &str,
+        id: &str,
+        credential: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Event {
         Event {
-            method: "GET",
-            route_key: "GET /v1/coedit/session/{id}",
-            path: format!("/v1/coedit/session/{id}"),
+            method,
+            route_key,
+            path: format!("/v1/coedit/session/{id}{suffix}"),
             path_parameters: Some(json!({ "id": id })),
-            headers: bearer(api_key),
-            body: None,
+            headers: bearer(credential),
+            body,
             base64: false,
             query: String::new(),
         }
@@ -276,44 +286,31 @@ impl Event {
 
     /// `GET /v1/coedit/session/{id}/history?<query>`.
     pub fn history(credential: Option<&str>, id: &str, query: &str) -> Event {
-        Event {
-            method: "GET",
-            route_key: "GET /v1/coedit/session/{id}/history",
-            path: format!("/v1/coedit/session/{id}/history"),
-            path_parameters: Some(json!({ "id": id })),
-            headers: bearer(credential),
-            body: None,
-            base64: false,
-            query: query.to_owned(),
-        }
+        let route = "GET /v1/coedit/session/{id}/history";
+        let mut e = Event::on_session("GET", route, "/history", id, credential, None);
+        e.query = query.to_owned();
+        e
     }
 
     /// `GET /v1/coedit/session/{id}/versions/{n}`.
     pub fn version(credential: Option<&str>, id: &str, n: &str) -> Event {
-        Event {
-            method: "GET",
-            route_key: "GET /v1/coedit/session/{id}/versions/{n}",
-            path: format!("/v1/coedit/session/{id}/versions/{n}"),
-            path_parameters: Some(json!({ "id": id, "n": n })),
-            headers: bearer(credential),
-            body: None,
-            base64: false,
-            query: String::new(),
-        }
+        let route = "GET /v1/coedit/session/{id}/versions/{n}";
+        let mut e = Event::on_session(
+            "GET",
+            route,
+            &format!("/versions/{n}"),
+            id,
+            credential,
+            None,
+        );
+        e.path_parameters = Some(json!({ "id": id, "n": n }));
+        e
     }
 
     /// `POST /v1/coedit/session/{id}/changes`.
     pub fn post_change(credential: Option<&str>, id: &str, body: impl Into<Vec<u8>>) -> Event {
-        Event {
-            method: "POST",
-            route_key: "POST /v1/coedit/session/{id}/changes",
-            path: format!("/v1/coedit/session/{id}/changes"),
-            path_parameters: Some(json!({ "id": id })),
-            headers: bearer(credential),
-            body: Some(body.into()),
-            base64: false,
-            query: String::new(),
-        }
+        let route = "POST /v1/coedit/session/{id}/changes";
+        Event::on_session("POST", route, "/changes", id, credential, Some(body.into()))
     }
 
     pub fn request(&self) -> lambda_http::Request {
