@@ -117,20 +117,16 @@ async fn session_of(app: &App, connection_id: &str) -> Result<SessionId> {
 
 async fn apply_edit(app: &App, connection_id: &str, edit: &Edit) -> Result<WebSocketResponse> {
     let id = session_of(app, connection_id).await?;
-    let accepted = accept(app, &id, &Author::Connection(connection_id), edit).await?;
-    let (entry, members) = match accepted {
-        Accepted::Duplicate(version) => {
-            return Ok(reply(&ServerMessage::Ack {
-                change_id: &edit.change_id,
-                version,
-            }));
+    let version = match accept(app, &id, &Author::Connection(connection_id), edit).await? {
+        Accepted::Duplicate(version) => version,
+        Accepted::New(entry, members) => {
+            broadcast_change(app, &members, &entry, Some(connection_id)).await;
+            entry.version
         }
-        Accepted::New(entry, members) => (entry, members),
     };
-    broadcast_change(app, &members, &entry, Some(connection_id)).await;
     Ok(reply(&ServerMessage::Ack {
         change_id: &edit.change_id,
-        version: entry.version,
+        version,
     }))
 }
 

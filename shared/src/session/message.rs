@@ -192,13 +192,7 @@ pub enum ServerMessage<'a> {
 
 impl ServerMessage<'_> {
     pub fn error(err: &Error) -> ServerMessage<'_> {
-        ServerMessage::Error {
-            code: err.code.number(),
-            message: err.code.message(),
-            detail: &err.detail,
-            recoverable: err.code.recoverable(),
-            change_id: None,
-        }
+        ServerMessage::edit_error(err, None)
     }
 
     /// An error answering the edit `change_id`.
