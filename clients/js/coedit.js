@@ -13,7 +13,7 @@
 const HEARTBEAT_MS = 10_000;
 const MAX_BACKOFF_MS = 30_000;
 
-/** Codes after which retrying the same thing cannot help (PROTOCOL.md). */
+/** Codes after which retrying the same thing cannot help (docs/PROTOCOL.md). */
 const FINAL = new Set([5150, 5500, 5600, 4030]);
 
 export class CoeditClient {

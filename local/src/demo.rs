@@ -34,7 +34,7 @@ pub struct Demo {
     /// Served at `GET /local/metrics`, when set.
     pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     /// Fixture templates (`*.json`, optionally wrapped in `json_data`) offered
-    /// besides the starter: `COEDIT_FIXTURES`, else `../shared/fixtures/templates`.
+    /// besides the starter: `COEDIT_FIXTURES`, else the repository's `tests/fixtures/templates`.
     pub fixtures: Option<PathBuf>,
 }
 
@@ -42,7 +42,12 @@ impl Demo {
     pub fn new(api_key: String) -> Demo {
         let fixtures = std::env::var_os("COEDIT_FIXTURES")
             .map(PathBuf::from)
-            .or_else(|| Some(PathBuf::from("../shared/fixtures/templates")))
+            .or_else(|| {
+                Some(PathBuf::from(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../tests/fixtures/templates"
+                )))
+            })
             .filter(|p| p.is_dir());
         Demo {
             api_key,

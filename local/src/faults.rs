@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use coedit::auth::{ApiKeyRecord, KeyHash};
+use coedit::api_key::{ApiKeyRecord, KeyHash};
 use coedit::clock::Timestamp;
 use coedit::notify::{Delivery, Notifier};
 use coedit::session::presence::Departure;
@@ -17,7 +17,9 @@ use coedit::session::{
     HistoryEntry, Lock, NewSession, SessionId, SessionMembers, SessionState, Template, Version,
 };
 use coedit::store::{
-    Catchup, JoinOutcome, LeaveOutcome, LockOutcome, Seat, SessionStore, SweepTask,
+    ApiKeyStore, AppendOutcome, Catchup, EraseOutcome, JoinOutcome, LeaveOutcome, LockOutcome,
+    LockStore, PresenceStore, ReleaseOutcome, RevokeOutcome, Seat, SessionLogStore, SessionStore,
+    SnapshotOutcome, SnapshotStore, SweepStore, SweepTask, TouchOutcome,
 };
 use coedit::{Error, Result};
 
@@ -59,6 +61,21 @@ pub struct FaultyStore {
     pub inner: Arc<dyn SessionStore>,
     pub rate: Arc<Rate>,
     pub injected: Arc<Injected>,
+    /// Fail only this operation (as named in store errors, e.g. "taking a seat"),
+    /// and always before it reaches the store: a fault placed on purpose.
+    pub only: Option<&'static str>,
+}
+
+impl FaultyStore {
+    /// Fails a share of every call, before or after it reached the store.
+    pub fn new(inner: Arc<dyn SessionStore>, rate: Arc<Rate>, injected: Arc<Injected>) -> Self {
+        FaultyStore {
+            inner,
+            rate,
+            injected,
+            only: None,
+        }
+    }
 }
 
 impl FaultyStore {
@@ -80,6 +97,9 @@ impl FaultyStore {
         operation: &str,
         call: impl std::future::Future<Output = Result<T>> + Send,
     ) -> Result<T> {
+        if self.only.is_some_and(|only| only != operation) {
+            return call.await;
+        }
         let Some(draw) = self.rate.hit() else {
             return call.await;
         };
@@ -87,7 +107,7 @@ impl FaultyStore {
             // A timeout takes time before it fails.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if draw % 2 == 0 {
+        if draw % 2 == 0 || self.only.is_some() {
             self.injected.before.fetch_add(1, Ordering::Relaxed);
             Err(Self::error(draw, operation))
         } else {
@@ -99,7 +119,7 @@ impl FaultyStore {
 }
 
 #[async_trait]
-impl SessionStore for FaultyStore {
+impl SessionLogStore for FaultyStore {
     async fn create_session(&self, new: &NewSession) -> Result<()> {
         self.run("creating a session", self.inner.create_session(new))
             .await
@@ -145,16 +165,20 @@ impl SessionStore for FaultyStore {
         )
         .await
     }
-    async fn append_change(&self, id: &SessionId, entry: &HistoryEntry) -> Result<bool> {
+    async fn append_change(&self, id: &SessionId, entry: &HistoryEntry) -> Result<AppendOutcome> {
         self.run("storing a change", self.inner.append_change(id, entry))
             .await
     }
+}
+
+#[async_trait]
+impl SnapshotStore for FaultyStore {
     async fn write_snapshot(
         &self,
         id: &SessionId,
         version: Version,
         template: &Template,
-    ) -> Result<bool> {
+    ) -> Result<SnapshotOutcome> {
         self.run(
             "storing a snapshot",
             self.inner.write_snapshot(id, version, template),
@@ -165,6 +189,10 @@ impl SessionStore for FaultyStore {
         self.run("reading the first template", self.inner.first_template(id))
             .await
     }
+}
+
+#[async_trait]
+impl PresenceStore for FaultyStore {
     async fn read_members(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionMembers>> {
         self.run(
             "reading a session's members",
@@ -182,7 +210,12 @@ impl SessionStore for FaultyStore {
         )
         .await
     }
-    async fn touch(&self, id: &SessionId, connection_id: &str, now: Timestamp) -> Result<bool> {
+    async fn touch(
+        &self,
+        id: &SessionId,
+        connection_id: &str,
+        now: Timestamp,
+    ) -> Result<TouchOutcome> {
         self.run(
             "marking a connection alive",
             self.inner.touch(id, connection_id, now),
@@ -202,6 +235,10 @@ impl SessionStore for FaultyStore {
         )
         .await
     }
+}
+
+#[async_trait]
+impl LockStore for FaultyStore {
     async fn take_lock(
         &self,
         members: &SessionMembers,
@@ -216,13 +253,17 @@ impl SessionStore for FaultyStore {
         id: &SessionId,
         element: &str,
         connection_id: &str,
-    ) -> Result<bool> {
+    ) -> Result<ReleaseOutcome> {
         self.run(
             "releasing a lock",
             self.inner.release_lock(id, element, connection_id),
         )
         .await
     }
+}
+
+#[async_trait]
+impl SweepStore for FaultyStore {
     async fn sweep_due(&self, now: Timestamp, limit: usize) -> Result<Vec<SweepTask>> {
         self.run(
             "listing sessions to sweep",
@@ -237,10 +278,14 @@ impl SessionStore for FaultyStore {
         )
         .await
     }
-    async fn erase_session(&self, id: &SessionId, now: Timestamp) -> Result<bool> {
+    async fn erase_session(&self, id: &SessionId, now: Timestamp) -> Result<EraseOutcome> {
         self.run("erasing a session", self.inner.erase_session(id, now))
             .await
     }
+}
+
+#[async_trait]
+impl ApiKeyStore for FaultyStore {
     async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<()> {
         self.inner.put_api_key(record).await
     }
@@ -248,7 +293,7 @@ impl SessionStore for FaultyStore {
         self.run("reading an API key", self.inner.find_api_key(hash))
             .await
     }
-    async fn revoke_api_key(&self, hash: &KeyHash) -> Result<bool> {
+    async fn revoke_api_key(&self, hash: &KeyHash) -> Result<RevokeOutcome> {
         self.inner.revoke_api_key(hash).await
     }
 }

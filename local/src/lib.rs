@@ -11,7 +11,7 @@ pub mod rest;
 
 use std::sync::Arc;
 
-use coedit::auth::{ApiKeyRecord, KeyHash, Plan};
+use coedit::api_key::{ApiKeyRecord, KeyHash, Plan};
 use coedit::session::TenantId;
 use coedit::store::dynamo::CapacityMeter;
 use coedit::store::dynamo::schema::TableDefinition;
@@ -48,8 +48,10 @@ pub async fn open_metered_store(
 }
 
 /// Registers the dev API key for the `dev` tenant with the given co-editor limit,
-/// replacing an earlier registration of the same key.
+/// replacing an earlier registration of the same key. A key that does not look
+/// like an API key is refused (4000, saying what one looks like).
 pub async fn register_dev_key(app: &App, api_key: &str, max_editors: u32) -> Result<()> {
+    coedit::api_key::check_format(api_key)?;
     let hash = KeyHash::of(api_key);
     app.store.revoke_api_key(&hash).await?;
     app.store

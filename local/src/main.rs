@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Parser;
 use coedit::clock::SystemClock;
 use coedit::config::{Config, SigningSecret};
-use coedit::{App, auth, telemetry};
+use coedit::{App, telemetry};
 use coedit_local::gateway::Gateway;
 use coedit_local::metrics::Metered;
 use tokio::net::TcpListener;
@@ -48,7 +48,8 @@ struct Args {
     /// Co-editor limit of the dev API key's plan (0: a plan without co-editing).
     #[arg(long, default_value_t = 20)]
     max_editors: u32,
-    /// The dev API key; a new random one when unset.
+    /// The dev API key (`ck_` and at least 16 letters, digits, `_` or `-`); a new
+    /// random one when unset.
     #[arg(long, env = "COEDIT_DEV_API_KEY", hide_env_values = true)]
     dev_api_key: Option<String>,
 }
@@ -57,6 +58,12 @@ struct Args {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     telemetry::init_for_terminal();
     let args = Args::parse();
+    if let Some(key) = &args.dev_api_key {
+        // Refused before anything starts: a key that does not look like one would
+        // be taken for a join token by the routes that accept both.
+        coedit::api_key::check_format(key)
+            .map_err(|e| format!("COEDIT_DEV_API_KEY (--dev-api-key): {}", e.detail))?;
+    }
     let mut dynamodb_local = None;
     let endpoint = match (&args.dynamodb_endpoint, args.dynamodb_local) {
         (Some(endpoint), _) => Some(endpoint.clone()),
@@ -82,8 +89,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if config.join_token_secret.is_none() {
         // Tokens of this run only; set COEDIT_JOIN_TOKEN_SECRET to keep them valid
         // across restarts.
-        config.join_token_secret =
-            Some(SigningSecret::new(auth::generate_api_key()?.into_bytes())?);
+        config.join_token_secret = Some(SigningSecret::new(
+            coedit::api_key::generate_api_key()?.into_bytes(),
+        )?);
     }
     let ws_listener =
         TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.ws_port))).await?;
@@ -100,11 +108,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let rate = Arc::new(Rate::new(args.faults));
         let injected = Arc::new(Injected::default());
         (
-            Arc::new(FaultyStore {
-                inner: store,
-                rate: rate.clone(),
-                injected: injected.clone(),
-            }),
+            Arc::new(FaultyStore::new(store, rate.clone(), injected.clone())),
             Arc::new(FaultyNotifier {
                 inner: hub.clone(),
                 rate,
@@ -130,7 +134,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let gateway = Arc::new(gateway);
     let api_key = match args.dev_api_key {
         Some(key) => key,
-        None => auth::generate_api_key()?,
+        None => coedit::api_key::generate_api_key()?,
     };
     coedit_local::register_dev_key(&app, &api_key, args.max_editors).await?;
     let mut demo = coedit_local::demo::Demo::new(api_key.clone());

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::auth::{ApiKeys, Caller, JoinGrant, bearer, is_api_key, join_token};
+use crate::api_key::is_api_key;
+use crate::auth::{ApiKeys, Caller, JoinGrant, bearer, join_token};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::config::Config;
 use crate::error::{Error, Result};

@@ -32,7 +32,7 @@ impl Timestamp {
         Timestamp(self.0.saturating_sub(d.as_millis() as i64))
     }
 
-    /// RFC 3339 in UTC with milliseconds, as PROTOCOL.md writes timestamps.
+    /// RFC 3339 in UTC with milliseconds, as docs/PROTOCOL.md writes timestamps.
     pub fn to_rfc3339(self) -> String {
         DateTime::<Utc>::from_timestamp_millis(self.0)
             .unwrap_or_default()

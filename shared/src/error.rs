@@ -1,5 +1,5 @@
 //! One error type for the whole product. Each error carries a protocol code
-//! (PROTOCOL.md, "Error codes"), which fixes its seed message, whether a client may
+//! (docs/PROTOCOL.md, "Error codes"), which fixes its seed message, whether a client may
 //! recover by retrying, and the HTTP status a REST route answers with.
 
 use serde::Serialize;

@@ -2,17 +2,14 @@
 //! change, lock check, apply, history entry with its diff, then roll back so every
 //! iteration starts alike. On the 163 KB playground fixture and a 1.5 MB template,
 //! beside a plain clone of the template for scale (a change must cost far less).
-//! `cargo bench -p coedit-shared --bench edit`
-
-#[path = "../tests/common/mod.rs"]
-mod common;
+//! `cargo bench -p coedit-tests --bench edit`
 
 use std::hint::black_box;
 
 use coedit::clock::Timestamp;
 use coedit::session::change::{Edit, Head, Outcome};
 use coedit::session::{Template, User, Version};
-use common::*;
+use coedit_tests::*;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 

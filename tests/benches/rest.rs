@@ -1,13 +1,10 @@
 //! Create + get through the REST handlers on the embedded store, for every fixture
-//! template and a synthetic 1.5 MB one. `cargo bench -p coedit-shared --bench rest`
-
-#[path = "../tests/common/mod.rs"]
-mod common;
+//! template and a synthetic 1.5 MB one. `cargo bench -p coedit-tests --bench rest`
 
 use std::hint::black_box;
 
 use coedit::handlers::{create_session, get_session};
-use common::*;
+use coedit_tests::*;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 

@@ -2,15 +2,12 @@
 //! fixture template and a synthetic 1.5 MB one, and what connect, ping, disconnect
 //! and the sweeper use as sessions fill up, as DynamoDB Local reports them.
 //!
-//! `COEDIT_TEST_DYNAMODB_ENDPOINT=http://127.0.0.1:8000 cargo run --release -p coedit-shared --example capacity`
-
-#[path = "../tests/common/mod.rs"]
-mod common;
+//! `COEDIT_TEST_DYNAMODB_ENDPOINT=http://127.0.0.1:8000 cargo run --release -p coedit-tests --example capacity`
 
 use coedit::handlers::{create_session, get_session};
 use coedit::session::Template;
 use coedit::store::snapshot::Snapshot;
-use common::*;
+use coedit_tests::*;
 use serde_json::json;
 
 #[tokio::main]
@@ -73,7 +70,7 @@ async fn rest() {
 }
 
 async fn lifecycle() {
-    use common::ws::user;
+    use coedit_tests::ws::user;
     use std::time::Duration;
 
     let store = TestStore::dynamo().await;
@@ -107,7 +104,7 @@ async fn lifecycle() {
     let cold = coedit::App::new(test_config(), store.store(), t.hub.clone(), t.clock.clone());
     let before = meter.totals();
     let ping = r#"{"action":"ping"}"#;
-    let event = common::ws::ws_event("ping", &clients[0].id, None, Some(ping));
+    let event = coedit_tests::ws::ws_event("ping", &clients[0].id, None, Some(ping));
     coedit::handlers::ping::handle(&cold, event).await;
     show("ping (cold instance)", 20, meter.totals() - before);
     let before = meter.totals();
@@ -124,7 +121,7 @@ async fn lifecycle() {
         let change = json!({"action": "edit", "changeId": format!("c{k}"), "baseVersion": k + 1,
                             "patch": [{"op": "add", "path": path, "value": format!("<p>{}</p>", "text ".repeat(60))}]});
         let before = meter.totals();
-        let answer = common::ws::send_to(&editor, &clients[0].id, &change.to_string()).await;
+        let answer = coedit_tests::ws::send_to(&editor, &clients[0].id, &change.to_string()).await;
         assert_eq!(answer["type"], "ack", "{answer}");
         show(what, 20, meter.totals() - before);
     }
@@ -140,7 +137,7 @@ async fn lifecycle() {
         ),
     ] {
         let before = meter.totals();
-        common::ws::send_to(&editor, &clients[0].id, &message.to_string()).await;
+        coedit_tests::ws::send_to(&editor, &clients[0].id, &message.to_string()).await;
         show(what, 20, meter.totals() - before);
     }
     while clients.len() > 1 {

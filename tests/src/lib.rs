@@ -1,20 +1,23 @@
 //! What the integration tests share: the two stores, apps with an API key, real
-//! API Gateway HTTP API events, and the fixture templates from `../shared/fixtures`.
-#![allow(dead_code)]
+//! API Gateway HTTP API events, and the fixture templates from `tests/fixtures`.
 
+pub mod stack;
 pub mod ws;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use coedit::App;
-use coedit::auth::{ApiKeyRecord, KeyHash, Plan, generate_api_key};
+use coedit::api_key::{ApiKeyRecord, KeyHash, Plan, generate_api_key};
 use coedit::clock::{Clock, ManualClock};
 use coedit::config::{Config, SigningSecret};
 use coedit::notify::LocalConnections;
+use coedit::session::SessionId;
 use coedit::session::TenantId;
+use coedit::store::dynamo::keys::session_pk;
 use coedit::store::dynamo::schema::TableDefinition;
-use coedit::store::{DynamoStore, MemoryStore, SessionStore};
+use coedit::store::{DynamoStore, MemoryStore, PresenceStore, SessionLogStore, SessionStore};
+use coedit_local::faults::{FaultyStore, Rate};
 use serde_json::{Value, json};
 
 pub const DYNAMODB_ENDPOINT_VAR: &str = "COEDIT_TEST_DYNAMODB_ENDPOINT";
@@ -24,6 +27,8 @@ pub const DYNAMODB_ENDPOINT_VAR: &str = "COEDIT_TEST_DYNAMODB_ENDPOINT";
 pub enum TestStore {
     Memory(Arc<MemoryStore>),
     Dynamo(Arc<DynamoStore>),
+    /// The local stack's fault-injecting wrapper (faults off) over an embedded store.
+    Faulty(Arc<FaultyStore>, Arc<MemoryStore>),
 }
 
 impl TestStore {
@@ -49,8 +54,17 @@ impl TestStore {
         TestStore::Dynamo(Arc::new(DynamoStore::new(client, table)))
     }
 
+    /// The fault-injecting wrapper with its faults off: it must behave as what it
+    /// wraps, or the fault tests would test something else.
+    pub fn faulty() -> TestStore {
+        let inner = Arc::new(MemoryStore::new());
+        let faulty = FaultyStore::new(inner.clone(), Arc::new(Rate::new(0.0)), Default::default());
+        TestStore::Faulty(Arc::new(faulty), inner)
+    }
+
     pub fn store(&self) -> Arc<dyn SessionStore> {
         match self {
+            TestStore::Faulty(s, _) => s.clone(),
             TestStore::Memory(s) => s.clone(),
             TestStore::Dynamo(s) => s.clone(),
         }
@@ -60,7 +74,7 @@ impl TestStore {
     /// request wrote nothing.
     pub fn writes(&self) -> u64 {
         match self {
-            TestStore::Memory(s) => s.write_count(),
+            TestStore::Memory(s) | TestStore::Faulty(_, s) => s.write_count(),
             TestStore::Dynamo(s) => s.meter().totals().write_requests,
         }
     }
@@ -86,7 +100,7 @@ macro_rules! both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    super::$name($crate::common::TestStore::memory()).await
+                    super::$name($crate::TestStore::memory()).await
                 }
             )*
         }
@@ -94,7 +108,24 @@ macro_rules! both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
-                    super::$name($crate::common::TestStore::dynamo().await).await
+                    super::$name($crate::TestStore::dynamo().await).await
+                }
+            )*
+        }
+    };
+}
+
+/// Runs each named test body against every store: the two real ones and the
+/// fault-injecting wrapper with its faults off. For the store's own contract.
+#[macro_export]
+macro_rules! every_store {
+    ($($name:ident),* $(,)?) => {
+        $crate::both_stores!($($name),*);
+        mod faulty {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name($crate::TestStore::faulty()).await
                 }
             )*
         }
@@ -426,7 +457,7 @@ pub async fn call(
 /// Items stored under a session's partition, read straight from the store.
 pub async fn items_left(store: &TestStore, id: &str) -> usize {
     match store {
-        TestStore::Memory(m) => {
+        TestStore::Memory(m) | TestStore::Faulty(_, m) => {
             let far_past = coedit::clock::Timestamp(0);
             let exists = m
                 .read_members(&coedit::session::SessionId::parse(id).unwrap(), far_past)
@@ -452,7 +483,9 @@ pub async fn items_left(store: &TestStore, id: &str) -> usize {
                 .key_condition_expression("pk = :pk")
                 .expression_attribute_values(
                     ":pk",
-                    aws_sdk_dynamodb::types::AttributeValue::S(format!("S#{id}")),
+                    aws_sdk_dynamodb::types::AttributeValue::S(session_pk(
+                        &SessionId::parse(id).unwrap(),
+                    )),
                 )
                 .consistent_read(true)
                 .send()
@@ -466,9 +499,7 @@ pub async fn items_left(store: &TestStore, id: &str) -> usize {
 pub fn fixtures_dir() -> PathBuf {
     std::env::var_os("COEDIT_FIXTURES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/templates")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/templates"))
 }
 
 /// Every fixture template (the `json_data` of wrapper files), by file name.

@@ -3,8 +3,7 @@
 //! byte-identical before and after the whole corpus (DynamoDB: every item of the
 //! table compared; embedded: no write counted). On both stores.
 
-mod common;
-
+use coedit_tests::both_stores;
 use std::time::Duration;
 
 use coedit::auth::{JoinGrant, join_token};
@@ -12,8 +11,8 @@ use coedit::clock::Clock as _;
 use coedit::config::SigningSecret;
 use coedit::handlers::{create_session, get_session, join_session, post_change};
 use coedit::session::SessionId;
-use common::ws::{send_to, user, ws_event};
-use common::{Event, TestApp, TestStore, call, fixture};
+use coedit_tests::ws::{send_to, user, ws_event};
+use coedit_tests::{Event, TestApp, TestStore, call, fixture};
 use serde_json::{Value, json};
 
 both_stores!(every_hostile_input_gets_its_code_and_changes_nothing);
@@ -53,7 +52,7 @@ fn case(name: impl Into<String>, input: Input, status: Option<u16>, code: u16) -
 /// Every item of the store, for comparing before and after.
 async fn dump(store: &TestStore) -> Vec<String> {
     match store {
-        TestStore::Memory(m) => vec![m.write_count().to_string()],
+        TestStore::Memory(m) | TestStore::Faulty(_, m) => vec![m.write_count().to_string()],
         TestStore::Dynamo(d) => {
             let mut items = Vec::new();
             let mut start = None;
@@ -92,8 +91,8 @@ fn token(secret: &SigningSecret, grant: &JoinGrant, now: coedit::clock::Timestam
 async fn every_hostile_input_gets_its_code_and_changes_nothing(store: TestStore) {
     let t = TestApp::new(store.clone()).await;
     let id = t.create_session().await;
-    let other_tenant_key = t.add_key("globex", coedit::auth::Plan::Large).await;
-    let no_plan_key = t.add_key("free-co", coedit::auth::Plan::None).await;
+    let other_tenant_key = t.add_key("globex", coedit::api_key::Plan::Large).await;
+    let no_plan_key = t.add_key("free-co", coedit::api_key::Plan::None).await;
     let foreign_id = {
         // Created with globex's key: the same store, another tenant.
         let body = serde_json::to_vec(
@@ -123,7 +122,7 @@ async fn every_hostile_input_gets_its_code_and_changes_nothing(store: TestStore)
     assert_eq!(send_to(&t.app, &bob.id, &lock).await["granted"], true);
 
     let now = t.clock.now();
-    let secret = common::test_secret();
+    let secret = coedit_tests::test_secret();
     let grant = JoinGrant {
         tenant: coedit::session::TenantId::parse("acme").unwrap(),
         session: SessionId::parse(&id).unwrap(),
@@ -550,7 +549,7 @@ async fn every_hostile_input_gets_its_code_and_changes_nothing(store: TestStore)
                 (Some(res.status), res.body)
             }
             Input::Connect(tok) => {
-                let connection = common::ws::new_connection_id();
+                let connection = coedit_tests::ws::new_connection_id();
                 let res = coedit::handlers::connect::handle(
                     &t.app,
                     ws_event("$connect", &connection, tok.as_deref(), None),

@@ -1,18 +1,17 @@
-//! The edit pipeline (PROTOCOL.md, `edit`, `lock`, `unlock`, `sync`): versions that
+//! The edit pipeline (docs/PROTOCOL.md, `edit`, `lock`, `unlock`, `sync`): versions that
 //! never skip or repeat under concurrency across instances, merging of concurrent
 //! changes, locks, resends and every validation error; on the embedded store and
 //! on DynamoDB Local.
 
-mod common;
-
+use coedit_tests::both_stores;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use coedit::clock::Clock as _;
 use coedit::patch;
 use coedit::session::{HistoryEntry, SessionId, Version};
-use common::ws::{Client, send_to, user};
-use common::{Event, TestApp, TestStore, call, fixture};
+use coedit_tests::ws::{Client, send_to, user};
+use coedit_tests::{Event, TestApp, TestStore, call, fixture};
 use serde_json::{Value, json};
 
 both_stores!(
@@ -602,7 +601,7 @@ async fn history_pages_newest_first_without_diffs(store: TestStore) {
         .await
         .assert_error(400, 4000, "before: must be a whole number");
     // Another tenant sees nothing; a token for the session reads it.
-    let other = t.add_key("globex", coedit::auth::Plan::Large).await;
+    let other = t.add_key("globex", coedit::api_key::Plan::Large).await;
     call(
         &t.app,
         coedit::handlers::get_session::handle,
@@ -625,7 +624,7 @@ async fn every_version_reads_back_before_and_after_compaction(store: TestStore) 
     let id = t.create_session().await;
     let (initial, _) = template_of(&t, &id).await;
     let ann = t.connect(&id, &user(1)).await;
-    let total = coedit::handlers::edit::COMPACT_EVERY + 5;
+    let total = coedit::usecase::change::COMPACT_EVERY + 5;
     for k in 0..total {
         let a = t
             .send(
@@ -649,7 +648,7 @@ async fn every_version_reads_back_before_and_after_compaction(store: TestStore) 
         .unwrap();
     assert_eq!(
         state.session.snapshot_version.0,
-        coedit::handlers::edit::COMPACT_EVERY + 1,
+        coedit::usecase::change::COMPACT_EVERY + 1,
         "compacted"
     );
     assert_eq!(
@@ -669,7 +668,7 @@ async fn every_version_reads_back_before_and_after_compaction(store: TestStore) 
         1,
         2,
         50,
-        coedit::handlers::edit::COMPACT_EVERY + 1,
+        coedit::usecase::change::COMPACT_EVERY + 1,
         head - 1,
         head,
     ] {
@@ -801,7 +800,7 @@ async fn dynamodb_a_change_costs_the_same_for_small_and_large_templates() {
     let t = TestApp::new(store.clone()).await;
     let mut small = fixture("hackathon-playground-template.json");
     small["comments"] = json!({"c1": {"content": "n".repeat(1400)}});
-    let large = common::large_template(1_500_000);
+    let large = coedit_tests::large_template(1_500_000);
     let mut costs = Vec::new();
     for template in [small, large] {
         let id = t.create_session_from(&template).await;
@@ -859,15 +858,16 @@ async fn dynamodb_a_change_costs_the_same_for_small_and_large_templates() {
             .unwrap();
         let (version, current) = state.current().unwrap();
         let before = meter.totals();
-        assert!(
+        assert_eq!(
             t.app
                 .store
                 .write_snapshot(&sid(&id), version, &current)
                 .await
-                .unwrap()
+                .unwrap(),
+            coedit::store::SnapshotOutcome::Stored
         );
         let compaction = meter.totals() - before;
-        let every = coedit::handlers::edit::COMPACT_EVERY as f64;
+        let every = coedit::usecase::change::COMPACT_EVERY as f64;
         println!(
             "template {size} bytes: compaction {:.0} WRU, {:.2} WRU per change amortised",
             compaction.write_units,
@@ -895,7 +895,10 @@ async fn a_connection_not_present_changes_nothing_and_is_closed(store: TestStore
     );
     // Ann stopped pinging 50 s ago: she is told (5300) and closed, not heard.
     t.clock.advance(std::time::Duration::from_secs(40));
-    assert_eq!(common::ws::body_json(&t.ping(&bob).await)["type"], "pong");
+    assert_eq!(
+        coedit_tests::ws::body_json(&t.ping(&bob).await)["type"],
+        "pong"
+    );
     t.clock.advance(std::time::Duration::from_secs(10));
     assert_eq!(t.send(&ann, &change).await, Value::Null);
     let told: Vec<Value> = ann

@@ -6,22 +6,15 @@
 //! cargo-lambda on the PATH, so it is not part of every run:
 //!
 //!   pip install cargo-lambda
-//!   cargo test -p coedit-local --test functions_mode -- --ignored
+//!   cargo test -p coedit-tests --test functions_mode -- --ignored
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use coedit::App;
-use coedit::clock::SystemClock;
-use coedit::config::{Config, SigningSecret};
-use coedit::notify::LocalConnections;
 use coedit_local::functions::Remote;
-use coedit_local::gateway::Gateway;
-use futures_util::{SinkExt, StreamExt};
+use coedit_tests::stack::{Options, Stack, next_message, open, send};
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::tungstenite::Message;
 
 struct Watch(Child);
 
@@ -40,31 +33,27 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn next(ws: &mut tokio_tungstenite::WebSocketStream<TcpStream>) -> Value {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(300), ws.next())
-            .await
-            .expect("a message")
-            .expect("open")
-            .unwrap();
-        if let Message::Text(t) = frame {
-            return serde_json::from_str(&t).unwrap();
-        }
-    }
+/// The next message; the first can take minutes (cargo lambda builds on first use).
+async fn next(socket: &mut coedit_tests::stack::Socket) -> Value {
+    next_message(socket, Duration::from_secs(300))
+        .await
+        .expect("a message")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs cargo-lambda; builds the function binaries (minutes)"]
 async fn the_real_binaries_serve_the_websocket_api() {
     let dynamodb = coedit_local::DynamoDbLocal::start().await.unwrap();
-    let table = "functions-mode";
-    let store = coedit_local::open_store(Some(&dynamodb.endpoint), table)
-        .await
-        .unwrap();
-    let secret = coedit::auth::generate_api_key().unwrap();
-    let ws_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ws_addr = ws_listener.local_addr().unwrap();
+    let secret = coedit::api_key::generate_api_key().unwrap();
     let invoke_port = free_port();
+    let remote = Remote::new(&format!("http://127.0.0.1:{invoke_port}"));
+    let stack = Stack::start(Options {
+        functions: Some(Arc::new(remote)),
+        secret: Some(secret.clone()),
+        ..Options::on(Some(&dynamodb.endpoint))
+    })
+    .await;
+    let app = stack.app.clone();
 
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let _watch = Watch(
@@ -75,33 +64,16 @@ async fn the_real_binaries_serve_the_websocket_api() {
             .env("AWS_ACCESS_KEY_ID", "local")
             .env("AWS_SECRET_ACCESS_KEY", "local")
             .env("AWS_ENDPOINT_URL_DYNAMODB", &dynamodb.endpoint)
-            .env("COEDIT_TABLE_NAME", table)
+            .env("COEDIT_TABLE_NAME", &stack.table)
             .env("COEDIT_JOIN_TOKEN_SECRET", &secret)
             .env(
                 "COEDIT_CONNECTIONS_ENDPOINT",
-                format!("http://{ws_addr}/local"),
+                format!("http://{}/local", stack.ws),
             )
             .stdout(Stdio::null())
             .spawn()
             .expect("cargo lambda is installed"),
     );
-
-    let config = Config {
-        join_token_secret: Some(SigningSecret::new(secret.into_bytes()).unwrap()),
-        websocket_url: Some(format!("ws://{ws_addr}/local")),
-        ..Config::default()
-    };
-    let hub = Arc::new(LocalConnections::new());
-    let app = Arc::new(App::new(config, store, hub.clone(), Arc::new(SystemClock)));
-    let key = coedit::auth::generate_api_key().unwrap();
-    coedit_local::register_dev_key(&app, &key, 20)
-        .await
-        .unwrap();
-    let remote = Remote::new(&format!("http://127.0.0.1:{invoke_port}"));
-    tokio::spawn(coedit_local::gateway::serve(
-        ws_listener,
-        Arc::new(Gateway::new(Arc::new(remote), hub, "local")),
-    ));
 
     // The host side in-process (same store), the WebSocket side in the binaries.
     let template = json!({"page": {"rows": [{"uuid": "r", "columns": [{"modules": [
@@ -129,30 +101,19 @@ async fn the_real_binaries_serve_the_websocket_api() {
         coedit::auth::join_token::issue(app.config.signing_secret().unwrap(), &grant, app.now())
             .unwrap()
     };
-    let open = |n: usize| {
-        let url = format!("ws://{ws_addr}/local?token={}", token(n));
-        async move {
-            let stream = TcpStream::connect(ws_addr).await.unwrap();
-            tokio_tungstenite::client_async(url, stream)
-                .await
-                .unwrap()
-                .0
-        }
-    };
-    let mut ann = open(1).await;
-    let mut bob = open(2).await;
+    let url = |n: usize| format!("ws://{}/local?token={}", stack.ws, token(n));
+    let mut ann = open(&url(1)).await.unwrap();
+    let mut bob = open(&url(2)).await.unwrap();
     assert_eq!(next(&mut ann).await["change"]["type"], "USER_JOINED");
     let edit = json!({"action": "edit", "changeId": "c1", "baseVersion": 1,
         "patch": [{"op": "replace", "path": "/page/rows/0/columns/0/modules/0/descriptor/text/html", "value": "<p>b</p>"}]});
-    ann.send(Message::text(edit.to_string())).await.unwrap();
+    send(&mut ann, &edit).await;
     assert_eq!(
         next(&mut ann).await,
         json!({"type": "ack", "changeId": "c1", "version": 2})
     );
     assert_eq!(next(&mut bob).await["historyEntry"]["version"], 2);
-    bob.send(Message::text(r#"{"action":"ping"}"#))
-        .await
-        .unwrap();
+    send(&mut bob, &json!({"action": "ping"})).await;
     assert_eq!(next(&mut bob).await, json!({"type": "pong", "version": 2}));
     ann.close(None).await.unwrap();
     assert_eq!(next(&mut bob).await["change"]["type"], "USER_LEFT");

@@ -2,12 +2,10 @@
 //! real fixture template, with random and half-valid inputs. Bounded in every run
 //! (`COEDIT_FUZZ_CASES`, 3000 by default per target); run longer by hand:
 //!
-//!   COEDIT_FUZZ_CASES=1000000 cargo test --release -p coedit-shared --test fuzz
+//!   COEDIT_FUZZ_CASES=1000000 cargo test --release -p coedit-tests --test fuzz
 //!
 //! Every target checks more than "no panic": a refused input leaves the template
 //! byte-identical, an accepted change replays to the same template elsewhere.
-
-mod common;
 
 use coedit::clock::Timestamp;
 use coedit::session::change::{Edit, Head, Outcome};
@@ -26,7 +24,11 @@ fn cases() -> u32 {
 fn template() -> &'static Template {
     static T: std::sync::OnceLock<Template> = std::sync::OnceLock::new();
     T.get_or_init(|| {
-        Template::prepare(common::fixture("black-friday-watch-sale.json"), "/template").unwrap()
+        Template::prepare(
+            coedit_tests::fixture("black-friday-watch-sale.json"),
+            "/template",
+        )
+        .unwrap()
     })
 }
 

@@ -1,16 +1,17 @@
-//! The WebSocket session lifecycle (PROTOCOL.md, "Lifecycle"): joining with a
+//! The WebSocket session lifecycle (docs/PROTOCOL.md, "Lifecycle"): joining with a
 //! token, presence in the seed shapes, seats, heartbeat, departures, expiry and
 //! erasure; on the embedded store and on DynamoDB Local.
 
-mod common;
-
+use coedit_tests::both_stores;
+use std::sync::Arc;
 use std::time::Duration;
 
 use coedit::handlers::sweeper;
 use coedit::session::SessionId;
 use coedit::store::LockOutcome;
-use common::ws::{Client, body_json, user};
-use common::{TestApp, TestStore, items_left};
+use coedit_local::faults::{FaultyStore, Rate};
+use coedit_tests::ws::{Client, body_json, user};
+use coedit_tests::{TestApp, TestStore, items_left};
 use serde_json::{Value, json};
 
 fn sid(id: &str) -> SessionId {
@@ -138,17 +139,17 @@ async fn twenty_five_race_for_twenty_seats(store: TestStore) {
 
 async fn a_full_session_is_refused_up_front_and_at_the_door(store: TestStore) {
     let t = TestApp::new(store).await;
-    let small = t.add_key("acme", coedit::auth::Plan::Small).await;
+    let small = t.add_key("acme", coedit::api_key::Plan::Small).await;
     let id = t.create_session().await;
     let mut clients = Vec::new();
     for n in 0..20 {
         clients.push(t.connect(&id, &user(n)).await);
     }
     // The host learns it from POST /join ...
-    let res = common::call(
+    let res = coedit_tests::call(
         &t.app,
         coedit::handlers::join_session::handle,
-        common::Event::join_session(
+        coedit_tests::Event::join_session(
             Some(&t.api_key),
             &id,
             serde_json::to_vec(&user(99)).unwrap(),
@@ -157,10 +158,14 @@ async fn a_full_session_is_refused_up_front_and_at_the_door(store: TestStore) {
     .await;
     res.assert_error(429, 4029, "all 20 co-editor seats taken");
     // ... and a small-plan token (limit 5) is refused at the door.
-    let res = common::call(
+    let res = coedit_tests::call(
         &t.app,
         coedit::handlers::join_session::handle,
-        common::Event::join_session(Some(&small), &id, serde_json::to_vec(&user(99)).unwrap()),
+        coedit_tests::Event::join_session(
+            Some(&small),
+            &id,
+            serde_json::to_vec(&user(99)).unwrap(),
+        ),
     )
     .await;
     res.assert_error(429, 4029, "all 5 co-editor seats taken");
@@ -356,151 +361,6 @@ async fn gone_connections_are_dropped_during_a_broadcast(store: TestStore) {
     assert_eq!(got["users"].as_object().unwrap().len(), 3);
 }
 
-/// A store that fails chosen operations, over a real store: for faults that the
-/// real parts cannot be made to produce on demand.
-struct FailingJoins(std::sync::Arc<dyn coedit::store::SessionStore>);
-
-#[async_trait::async_trait]
-impl coedit::store::SessionStore for FailingJoins {
-    async fn create_session(&self, new: &coedit::session::NewSession) -> coedit::Result<()> {
-        self.0.create_session(new).await
-    }
-    async fn read_session(
-        &self,
-        id: &SessionId,
-        now: coedit::clock::Timestamp,
-    ) -> coedit::Result<Option<coedit::session::SessionState>> {
-        self.0.read_session(id, now).await
-    }
-    async fn history(
-        &self,
-        id: &SessionId,
-        since: coedit::session::Version,
-        limit: usize,
-    ) -> coedit::Result<Vec<coedit::session::HistoryEntry>> {
-        self.0.history(id, since, limit).await
-    }
-    async fn read_members(
-        &self,
-        id: &SessionId,
-        now: coedit::clock::Timestamp,
-    ) -> coedit::Result<Option<coedit::session::SessionMembers>> {
-        self.0.read_members(id, now).await
-    }
-    async fn history_before(
-        &self,
-        id: &SessionId,
-        before: Option<coedit::session::Version>,
-        limit: usize,
-    ) -> coedit::Result<Vec<coedit::session::HistoryEntry>> {
-        self.0.history_before(id, before, limit).await
-    }
-    async fn first_template(
-        &self,
-        id: &SessionId,
-    ) -> coedit::Result<Option<coedit::session::Template>> {
-        self.0.first_template(id).await
-    }
-    async fn head_version(
-        &self,
-        id: &SessionId,
-    ) -> coedit::Result<Option<coedit::session::Version>> {
-        self.0.head_version(id).await
-    }
-    async fn read_since(
-        &self,
-        id: &SessionId,
-        since: coedit::session::Version,
-        now: coedit::clock::Timestamp,
-    ) -> coedit::Result<Option<coedit::store::Catchup>> {
-        self.0.read_since(id, since, now).await
-    }
-    async fn append_change(
-        &self,
-        id: &SessionId,
-        entry: &coedit::session::HistoryEntry,
-    ) -> coedit::Result<bool> {
-        self.0.append_change(id, entry).await
-    }
-    async fn write_snapshot(
-        &self,
-        id: &SessionId,
-        version: coedit::session::Version,
-        template: &coedit::session::Template,
-    ) -> coedit::Result<bool> {
-        self.0.write_snapshot(id, version, template).await
-    }
-    async fn join(&self, _: &coedit::store::Seat) -> coedit::Result<coedit::store::JoinOutcome> {
-        Err(coedit::Error::unavailable(
-            "taking a seat: the store did not answer",
-        ))
-    }
-    async fn find_connection(&self, c: &str) -> coedit::Result<Option<SessionId>> {
-        self.0.find_connection(c).await
-    }
-    async fn touch(
-        &self,
-        id: &SessionId,
-        c: &str,
-        now: coedit::clock::Timestamp,
-    ) -> coedit::Result<bool> {
-        self.0.touch(id, c, now).await
-    }
-    async fn leave(
-        &self,
-        m: &coedit::session::SessionMembers,
-        c: &str,
-        d: coedit::session::presence::Departure,
-        now: coedit::clock::Timestamp,
-    ) -> coedit::Result<coedit::store::LeaveOutcome> {
-        self.0.leave(m, c, d, now).await
-    }
-    async fn take_lock(
-        &self,
-        m: &coedit::session::SessionMembers,
-        l: &coedit::session::Lock,
-        now: coedit::clock::Timestamp,
-    ) -> coedit::Result<LockOutcome> {
-        self.0.take_lock(m, l, now).await
-    }
-    async fn release_lock(&self, id: &SessionId, e: &str, c: &str) -> coedit::Result<bool> {
-        self.0.release_lock(id, e, c).await
-    }
-    async fn sweep_due(
-        &self,
-        now: coedit::clock::Timestamp,
-        limit: usize,
-    ) -> coedit::Result<Vec<coedit::store::SweepTask>> {
-        self.0.sweep_due(now, limit).await
-    }
-    async fn schedule_presence_check(
-        &self,
-        id: &SessionId,
-        at: coedit::clock::Timestamp,
-    ) -> coedit::Result<()> {
-        self.0.schedule_presence_check(id, at).await
-    }
-    async fn erase_session(
-        &self,
-        id: &SessionId,
-        now: coedit::clock::Timestamp,
-    ) -> coedit::Result<bool> {
-        self.0.erase_session(id, now).await
-    }
-    async fn put_api_key(&self, r: &coedit::auth::ApiKeyRecord) -> coedit::Result<()> {
-        self.0.put_api_key(r).await
-    }
-    async fn find_api_key(
-        &self,
-        h: &coedit::auth::KeyHash,
-    ) -> coedit::Result<Option<coedit::auth::ApiKeyRecord>> {
-        self.0.find_api_key(h).await
-    }
-    async fn revoke_api_key(&self, h: &coedit::auth::KeyHash) -> coedit::Result<bool> {
-        self.0.revoke_api_key(h).await
-    }
-}
-
 async fn a_store_fault_while_joining_is_5100_and_writes_nothing(store: TestStore) {
     let t = TestApp::new(store.clone()).await;
     let id = t.create_session().await;
@@ -508,16 +368,19 @@ async fn a_store_fault_while_joining_is_5100_and_writes_nothing(store: TestStore
     let token = t.join_token(&id, &user(2)).await;
 
     let failing = coedit::App::new(
-        common::test_config(),
-        std::sync::Arc::new(FailingJoins(store.store())),
+        coedit_tests::test_config(),
+        std::sync::Arc::new(FaultyStore {
+            only: Some("taking a seat"),
+            ..FaultyStore::new(store.store(), Arc::new(Rate::new(1.0)), Default::default())
+        }),
         t.hub.clone(),
         t.clock.clone(),
     );
     let writes = t.store.writes();
-    let cid = common::ws::new_connection_id();
+    let cid = coedit_tests::ws::new_connection_id();
     let res = coedit::handlers::connect::handle(
         &failing,
-        common::ws::ws_event("$connect", &cid, Some(&token), None),
+        coedit_tests::ws::ws_event("$connect", &cid, Some(&token), None),
     )
     .await;
     assert_eq!(res.status_code, 503);
@@ -546,7 +409,7 @@ async fn bad_tokens_are_refused_and_change_nothing(store: TestStore) {
     let t = TestApp::new(store).await;
     let id = t.create_session().await;
     let other = t.create_session().await;
-    let beta_key = t.add_key("beta", coedit::auth::Plan::Large).await;
+    let beta_key = t.add_key("beta", coedit::api_key::Plan::Large).await;
     let good = t.join_token(&id, &user(1)).await;
     let now = t.clock.now();
     let grant = |session: &str, tenant: &str, ttl: i64| JoinGrant {
@@ -556,7 +419,7 @@ async fn bad_tokens_are_refused_and_change_nothing(store: TestStore) {
         max_editors: 20,
         expires_at: coedit::clock::Timestamp(now.millis() + ttl),
     };
-    let secret = common::test_secret();
+    let secret = coedit_tests::test_secret();
     let foreign_secret = coedit::config::SigningSecret::new(vec![7u8; 32]).unwrap();
 
     let mut tampered = good.clone().into_bytes();
@@ -609,10 +472,14 @@ async fn bad_tokens_are_refused_and_change_nothing(store: TestStore) {
     assert_eq!(t.get(&other_session, &other).await.status, 200);
     // A key of another tenant sees nothing, and cannot get a token for it.
     t.get(&beta_key, &id).await.assert_error(404, 5150, "");
-    let res = common::call(
+    let res = coedit_tests::call(
         &t.app,
         coedit::handlers::join_session::handle,
-        common::Event::join_session(Some(&beta_key), &id, serde_json::to_vec(&user(3)).unwrap()),
+        coedit_tests::Event::join_session(
+            Some(&beta_key),
+            &id,
+            serde_json::to_vec(&user(3)).unwrap(),
+        ),
     )
     .await;
     res.assert_error(404, 5150, "");
@@ -622,15 +489,15 @@ async fn bad_tokens_are_refused_and_change_nothing(store: TestStore) {
 async fn join_route_errors_say_what_and_where(store: TestStore) {
     let t = TestApp::new(store).await;
     let id = t.create_session().await;
-    let none = t.add_key("acme", coedit::auth::Plan::None).await;
+    let none = t.add_key("acme", coedit::api_key::Plan::None).await;
     let join = |key: Option<String>, id: String, body: &str| {
         let body = body.as_bytes().to_vec();
         let app = t.app.clone();
         async move {
-            common::call(
+            coedit_tests::call(
                 &app,
                 coedit::handlers::join_session::handle,
-                common::Event::join_session(key.as_deref(), &id, body),
+                coedit_tests::Event::join_session(key.as_deref(), &id, body),
             )
             .await
         }
@@ -679,7 +546,7 @@ async fn join_route_errors_say_what_and_where(store: TestStore) {
     let res = join(key, id.clone(), ok).await;
     assert_eq!(res.status, 200, "{}", res.body);
     let v = res.json();
-    assert_eq!(v["url"], common::TEST_WEBSOCKET_URL);
+    assert_eq!(v["url"], coedit_tests::TEST_WEBSOCKET_URL);
     let expires = chrono::DateTime::parse_from_rfc3339(v["expiresAt"].as_str().unwrap()).unwrap();
     let ttl = expires.timestamp_millis() - t.clock.now().millis();
     assert!((14 * 60_000..=15 * 60_000).contains(&ttl), "{ttl}");
@@ -801,10 +668,10 @@ both_stores!(
 /// recoverable), and a ping is answered 5600: never a crash, never a hang.
 #[tokio::test]
 async fn an_unreachable_store_refuses_joins_with_5100() {
-    let store = common::unreachable_dynamo();
+    let store = coedit_tests::unreachable_dynamo();
     let clock = std::sync::Arc::new(coedit::clock::ManualClock::starting_now());
     let app = coedit::App::new(
-        common::test_config(),
+        coedit_tests::test_config(),
         store,
         std::sync::Arc::new(coedit::notify::LocalConnections::new()),
         clock.clone(),
@@ -817,11 +684,11 @@ async fn an_unreachable_store_refuses_joins_with_5100() {
         expires_at: clock.now().plus(Duration::from_secs(600)),
     };
     let token =
-        coedit::auth::join_token::issue(&common::test_secret(), &grant, clock.now()).unwrap();
-    let id = common::ws::new_connection_id();
+        coedit::auth::join_token::issue(&coedit_tests::test_secret(), &grant, clock.now()).unwrap();
+    let id = coedit_tests::ws::new_connection_id();
     let res = coedit::handlers::connect::handle(
         &app,
-        common::ws::ws_event("$connect", &id, Some(&token), None),
+        coedit_tests::ws::ws_event("$connect", &id, Some(&token), None),
     )
     .await;
     assert_eq!(res.status_code, 503);
@@ -835,7 +702,7 @@ async fn an_unreachable_store_refuses_joins_with_5100() {
 
     let res = coedit::handlers::ping::handle(
         &app,
-        common::ws::ws_event("ping", &id, None, Some(r#"{"action":"ping"}"#)),
+        coedit_tests::ws::ws_event("ping", &id, None, Some(r#"{"action":"ping"}"#)),
     )
     .await;
     assert_eq!(body_json(&res)["code"], 5600);

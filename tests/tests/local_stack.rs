@@ -1,96 +1,52 @@
 //! The local stack over real TCP sockets: what a developer's curl or browser sees.
 
-use std::sync::Arc;
+use coedit_tests::stack::{Options, Routes, Stack, dynamodb_local};
+use hyper::Method;
+use serde_json::json;
 
-use coedit::App;
-use coedit::clock::SystemClock;
-use coedit::config::Config;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Method, Request};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
-use tokio::net::TcpListener;
-
-struct Stack {
-    base: String,
-    key: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-async fn start(dynamodb_endpoint: Option<&str>) -> Stack {
-    let table = format!("local-{}", uuid::Uuid::new_v4().simple());
-    let store = coedit_local::open_store(dynamodb_endpoint, &table)
-        .await
-        .unwrap();
-    let app = Arc::new(App::new(
-        Config::default(),
-        store,
-        Arc::new(coedit::notify::LocalConnections::new()),
-        Arc::new(SystemClock),
-    ));
-    let key = coedit::auth::generate_api_key().unwrap();
-    coedit_local::register_dev_key(&app, &key, 20)
-        .await
-        .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(coedit_local::rest::serve(listener, app, None));
-    Stack {
-        base,
-        key,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    }
-}
-
-impl Stack {
-    async fn send(&self, method: Method, path: &str, body: Vec<u8>) -> (u16, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {}", self.key))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let res = self.client.request(req).await.unwrap();
-        let status = res.status().as_u16();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap())
-    }
+/// A body sent as bytes, with the stack's API key.
+async fn send(
+    routes: &Routes,
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    routes.send(method, path, body, Some(&routes.key)).await
 }
 
 async fn create_get_and_gateway_answers(stack: Stack) {
+    let routes = &stack.routes;
     let template = json!({"page": {"rows": [{"columns": [{"modules": [{"type": "text"}]}]}]}});
     let body = serde_json::to_vec(&json!({"template": template, "userid": "me"})).unwrap();
-    let (status, created) = stack.send(Method::POST, "/v1/coedit/session", body).await;
+    let (status, created) = send(routes, Method::POST, "/v1/coedit/session", body).await;
     assert_eq!(status, 201, "{created}");
     let id = created["sessionId"].as_str().unwrap();
 
-    let (status, got) = stack
-        .send(Method::GET, &format!("/v1/coedit/session/{id}"), vec![])
-        .await;
+    let (status, got) = send(
+        routes,
+        Method::GET,
+        &format!("/v1/coedit/session/{id}"),
+        vec![],
+    )
+    .await;
     assert_eq!(status, 200, "{got}");
     assert_eq!(got["template"], created["template"]);
     assert_eq!(got["version"], 1);
 
-    let (status, missing) = stack
-        .send(
-            Method::GET,
-            &format!("/v1/coedit/session/{}", uuid::Uuid::new_v4()),
-            vec![],
-        )
-        .await;
+    let (status, missing) = send(
+        routes,
+        Method::GET,
+        &format!("/v1/coedit/session/{}", uuid::Uuid::new_v4()),
+        vec![],
+    )
+    .await;
     assert_eq!((status, missing["code"].as_u64()), (404, Some(5150)));
 
     // Answers API Gateway gives before any function runs.
-    let (status, body) = stack
-        .send(Method::DELETE, "/v1/coedit/session", vec![])
-        .await;
+    let (status, body) = send(routes, Method::DELETE, "/v1/coedit/session", vec![]).await;
     assert_eq!((status, body), (404, json!({"message": "Not Found"})));
     let huge = vec![b' '; coedit_local::rest::API_GATEWAY_MAX_BODY + 1];
-    let (status, body) = stack.send(Method::POST, "/v1/coedit/session", huge).await;
+    let (status, body) = send(routes, Method::POST, "/v1/coedit/session", huge).await;
     assert_eq!(
         (status, body),
         (413, json!({"message": "Request Entity Too Large"}))
@@ -99,12 +55,41 @@ async fn create_get_and_gateway_answers(stack: Stack) {
 
 #[tokio::test]
 async fn over_http_with_the_embedded_store() {
-    create_get_and_gateway_answers(start(None).await).await;
+    create_get_and_gateway_answers(Stack::start(Options::embedded()).await).await;
 }
 
 #[tokio::test]
 async fn over_http_with_dynamodb_local() {
-    let endpoint = std::env::var("COEDIT_TEST_DYNAMODB_ENDPOINT")
-        .expect("COEDIT_TEST_DYNAMODB_ENDPOINT is not set: run the suite with scripts/test");
-    create_get_and_gateway_answers(start(Some(&endpoint)).await).await;
+    let stack = Stack::start(Options::on(Some(&dynamodb_local()))).await;
+    create_get_and_gateway_answers(stack).await;
+}
+
+/// A chosen dev key must look like an API key: one that does not would pass the
+/// key routes but be taken for a join token by the routes that accept both.
+#[tokio::test]
+async fn a_chosen_dev_key_works_on_every_route_or_is_refused_at_start() {
+    let stack = Stack::start(Options::embedded()).await;
+    let refused = coedit_local::register_dev_key(&stack.app, "dev-abc123", 20)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code.number(), 4000);
+    assert!(refused.detail.contains("'ck_'"), "{}", refused.detail);
+    assert!(!refused.detail.contains("dev-abc123"), "{}", refused.detail);
+
+    let key = "ck_dev-0123456789abcdef";
+    coedit_local::register_dev_key(&stack.app, key, 20)
+        .await
+        .unwrap();
+    let routes = Routes::new(&stack.routes.base, key);
+    let template = json!({"page": {"rows": []}});
+    let (id, _) = routes.create(&template).await;
+    let (status, got) = routes
+        .call(
+            Method::GET,
+            &format!("/v1/coedit/session/{id}"),
+            serde_json::Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(routes.join(&id, 1).await.0, 200);
 }

@@ -1,13 +1,12 @@
 //! The REST routes, driven by API Gateway HTTP API (payload 2.0) events exactly as
 //! lambda_http parses them in production, against both stores.
 
-mod common;
-
+use coedit_tests::both_stores;
 use std::time::Duration;
 
-use coedit::auth::{KeyHash, Plan};
+use coedit::api_key::{KeyHash, Plan};
 use coedit::handlers::{create_session, get_session};
-use common::*;
+use coedit_tests::*;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -325,12 +324,13 @@ async fn revoked_keys_stop_working_after_the_cache_ttl(store: TestStore) {
     let t = TestApp::new(store).await;
     let template = fixture("hackathon-playground-template.json");
     assert_eq!(create(&t, &template).await.status, 201);
-    assert!(
+    assert_eq!(
         t.app
             .store
             .revoke_api_key(&KeyHash::of(&t.api_key))
             .await
-            .unwrap()
+            .unwrap(),
+        coedit::store::RevokeOutcome::Revoked
     );
     t.clock.advance(t.app.config.key_cache_ttl);
     create(&t, &template)
@@ -405,7 +405,7 @@ async fn dynamodb_get_is_two_queries_priced_by_compressed_size() {
 /// 5600 and a detail naming the operation, not a hang or a 500 with internals.
 #[tokio::test]
 async fn an_unreachable_store_answers_5600() {
-    let store = common::unreachable_dynamo();
+    let store = coedit_tests::unreachable_dynamo();
     let app = coedit::App::new(
         coedit::config::Config::default(),
         store,

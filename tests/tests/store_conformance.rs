@@ -1,21 +1,25 @@
-//! One behaviour, two stores: every test here runs against the embedded store and
-//! against Amazon's DynamoDB Local, with the table from infra/template.yaml.
-
-mod common;
+//! One behaviour, every store: each test here runs against the embedded store,
+//! against Amazon's DynamoDB Local (with the table from infra/template.yaml), and
+//! against the local stack's fault-injecting wrapper with its faults off.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use coedit::auth::{ApiKeyRecord, KeyHash, Plan};
+use coedit::api_key::{ApiKeyRecord, KeyHash, Plan};
 use coedit::clock::Timestamp;
+use coedit::session::presence::{Departure, PRESENCE_CHECK_INTERVAL};
+use coedit::session::{Connection, HEARTBEAT_TIMEOUT, Lock, User};
 use coedit::session::{
     EMPTY_SESSION_LIFETIME, NewSession, SessionId, Template, TenantId, Version, new_session,
 };
-use coedit::store::SessionStore;
-use common::*;
+use coedit::store::{
+    AppendOutcome, EraseOutcome, JoinOutcome, LeaveOutcome, LockOutcome, ReleaseOutcome,
+    RevokeOutcome, Seat, SessionStore, SnapshotOutcome, SweepTask, TouchOutcome,
+};
+use coedit_tests::*;
 use serde_json::Value;
 
-both_stores!(
+every_store!(
     created_session_reads_back_whole,
     creation_is_history_entry_one,
     unknown_session_is_absent,
@@ -28,6 +32,14 @@ both_stores!(
     reads_during_writes_never_see_half_a_session,
     the_log_takes_each_version_once_and_reads_back_in_order,
     snapshots_move_forward_and_reads_see_snapshot_plus_log,
+    seats_never_exceed_the_limit_however_many_race,
+    a_seat_is_refused_as_not_found_for_other_tenants_and_expired_sessions,
+    a_ping_keeps_a_connection_and_never_revives_a_stale_one,
+    leaving_gives_the_seat_back_with_the_locks_and_the_last_starts_the_countdown,
+    a_stale_departure_loses_to_a_ping_in_time,
+    a_lock_has_one_holder_however_many_race,
+    a_lock_is_free_once_its_holder_is_not_present,
+    the_sweep_finds_due_sessions_and_erases_whole,
 );
 
 fn tenant() -> TenantId {
@@ -197,8 +209,14 @@ async fn api_keys_are_stored_found_and_revoked(store: TestStore) {
         store.find_api_key(&record.hash).await.unwrap(),
         Some(record.clone())
     );
-    assert!(store.revoke_api_key(&record.hash).await.unwrap());
-    assert!(!store.revoke_api_key(&record.hash).await.unwrap());
+    assert_eq!(
+        store.revoke_api_key(&record.hash).await.unwrap(),
+        RevokeOutcome::Revoked
+    );
+    assert_eq!(
+        store.revoke_api_key(&record.hash).await.unwrap(),
+        RevokeOutcome::NotFound
+    );
     assert_eq!(store.find_api_key(&record.hash).await.unwrap(), None);
 }
 
@@ -293,7 +311,15 @@ async fn the_log_takes_each_version_once_and_reads_back_in_order(store: TestStor
             }
         });
         let won = futures_util::future::join_all(racers).await;
-        assert_eq!(won.iter().filter(|w| **w).count(), 1, "version {v}");
+        let appended = won
+            .iter()
+            .filter(|w| **w == AppendOutcome::Appended)
+            .count();
+        assert_eq!(appended, 1, "version {v}");
+        assert!(
+            won.iter()
+                .all(|w| matches!(w, AppendOutcome::Appended | AppendOutcome::VersionTaken))
+        );
     }
     assert_eq!(store.head_version(id).await.unwrap(), Some(Version(6)));
 
@@ -363,7 +389,10 @@ async fn snapshots_move_forward_and_reads_see_snapshot_plus_log(store: TestStore
             &format!("c{v}"),
             serde_json::json!([{"op": "add", "path": "/page/counter", "value": v}]),
         );
-        assert!(store.append_change(id, &e).await.unwrap());
+        assert_eq!(
+            store.append_change(id, &e).await.unwrap(),
+            AppendOutcome::Appended
+        );
         entries.push(e);
     }
     head.catch_up(&entries[..2]).unwrap();
@@ -375,7 +404,10 @@ async fn snapshots_move_forward_and_reads_see_snapshot_plus_log(store: TestStore
     assert_eq!(state.tail.len(), 4);
     assert_eq!(state.current().unwrap(), (Version(5), at5.clone()));
 
-    assert!(store.write_snapshot(id, Version(3), &at3).await.unwrap());
+    assert_eq!(
+        store.write_snapshot(id, Version(3), &at3).await.unwrap(),
+        SnapshotOutcome::Stored
+    );
     let state = store.read_session(id, now()).await.unwrap().unwrap();
     assert_eq!(state.session.snapshot_version, Version(3));
     assert_eq!(
@@ -385,18 +417,468 @@ async fn snapshots_move_forward_and_reads_see_snapshot_plus_log(store: TestStore
     assert_eq!(state.current().unwrap(), (Version(5), at5.clone()));
 
     // Never backwards.
-    assert!(
-        !store
-            .write_snapshot(id, Version(2), &new.template)
-            .await
-            .unwrap()
+    for (version, template) in [(Version(2), &new.template), (Version(3), &at3)] {
+        assert_eq!(
+            store.write_snapshot(id, version, template).await.unwrap(),
+            SnapshotOutcome::NewerStored
+        );
+    }
+    assert_eq!(
+        store.write_snapshot(id, Version(5), &at5).await.unwrap(),
+        SnapshotOutcome::Stored
     );
-    assert!(!store.write_snapshot(id, Version(3), &at3).await.unwrap());
-    assert!(store.write_snapshot(id, Version(5), &at5).await.unwrap());
     let state = store.read_session(id, now()).await.unwrap().unwrap();
     assert!(state.tail.is_empty());
     assert_eq!(state.current().unwrap(), (Version(5), at5));
 
     // The whole log stays readable after compaction.
     assert_eq!(store.history(id, Version(0), 100).await.unwrap().len(), 5);
+}
+
+fn user(n: usize) -> User {
+    User {
+        user_id: format!("u{n}"),
+        username: format!("User {n}"),
+        user_color: "#112233".into(),
+    }
+}
+
+fn seat(id: &SessionId, n: usize, max_editors: u32, at: Timestamp) -> Seat {
+    Seat {
+        session: id.clone(),
+        tenant: tenant(),
+        connection: Connection {
+            id: format!("conn-{n}="),
+            user: user(n),
+            connected_at: at,
+            last_seen: at,
+        },
+        max_editors,
+        now: at,
+    }
+}
+
+/// A fresh session of the small fixture.
+async fn session(store: &Arc<dyn SessionStore>) -> SessionId {
+    let new = new_from(fixture("hackathon-playground-template.json"));
+    store.create_session(&new).await.unwrap();
+    new.session.id
+}
+
+async fn members(
+    store: &Arc<dyn SessionStore>,
+    id: &SessionId,
+    at: Timestamp,
+) -> coedit::session::SessionMembers {
+    store
+        .read_members(id, at)
+        .await
+        .unwrap()
+        .expect("the session is there")
+}
+
+async fn seats_never_exceed_the_limit_however_many_race(store: TestStore) {
+    let store = store.store();
+    let id = session(&store).await;
+    let racers = (0..25).map(|n| {
+        let (store, seat) = (store.clone(), seat(&id, n, 20, now()));
+        tokio::spawn(async move { store.join(&seat).await.unwrap() })
+    });
+    let mut outcomes = Vec::new();
+    for r in racers {
+        outcomes.push(r.await.unwrap());
+    }
+    let joined = outcomes
+        .iter()
+        .filter(|o| **o == JoinOutcome::Joined)
+        .count();
+    let full = outcomes.iter().filter(|o| **o == JoinOutcome::Full).count();
+    assert_eq!((joined, full), (20, 5), "{outcomes:?}");
+    let m = members(&store, &id, now()).await;
+    assert_eq!(m.session.seats, 20);
+    assert_eq!(m.connections.len(), 20);
+    // A joined session no longer expires; every connection finds its session.
+    assert_eq!(m.session.expires_at, None);
+    for c in &m.connections {
+        assert_eq!(
+            store.find_connection(&c.id).await.unwrap(),
+            Some(id.clone())
+        );
+    }
+    assert_eq!(store.find_connection("nobody").await.unwrap(), None);
+}
+
+async fn a_seat_is_refused_as_not_found_for_other_tenants_and_expired_sessions(store: TestStore) {
+    let store = store.store();
+    let id = session(&store).await;
+    let mut foreign = seat(&id, 1, 5, now());
+    foreign.tenant = TenantId::parse("globex").unwrap();
+    assert_eq!(store.join(&foreign).await.unwrap(), JoinOutcome::NotFound);
+    let unknown = seat(&SessionId::generate(), 1, 5, now());
+    assert_eq!(store.join(&unknown).await.unwrap(), JoinOutcome::NotFound);
+    let late = seat(&id, 1, 5, now().plus(EMPTY_SESSION_LIFETIME));
+    assert_eq!(store.join(&late).await.unwrap(), JoinOutcome::NotFound);
+    // Nothing was taken by the refusals.
+    let m = members(&store, &id, now()).await;
+    assert_eq!((m.session.seats, m.connections.len()), (0, 0));
+    assert_eq!(
+        store.join(&seat(&id, 1, 5, now())).await.unwrap(),
+        JoinOutcome::Joined
+    );
+}
+
+async fn a_ping_keeps_a_connection_and_never_revives_a_stale_one(store: TestStore) {
+    let store = store.store();
+    let id = session(&store).await;
+    let s = seat(&id, 1, 5, now());
+    store.join(&s).await.unwrap();
+    let c = &s.connection.id;
+    let later = now().plus(Duration::from_secs(40));
+    assert_eq!(
+        store.touch(&id, c, later).await.unwrap(),
+        TouchOutcome::Alive
+    );
+    let m = members(&store, &id, later).await;
+    assert_eq!(m.connection(c).unwrap().last_seen, later);
+    // Silent for longer than the heartbeat timeout: stale, and a ping does not revive it.
+    let stale = later.plus(HEARTBEAT_TIMEOUT).plus(Duration::from_millis(1));
+    assert_eq!(
+        store.touch(&id, c, stale).await.unwrap(),
+        TouchOutcome::NotPresent
+    );
+    assert_eq!(
+        members(&store, &id, stale)
+            .await
+            .connection(c)
+            .unwrap()
+            .last_seen,
+        later
+    );
+    assert_eq!(
+        store.touch(&id, "nobody", later).await.unwrap(),
+        TouchOutcome::NotPresent
+    );
+}
+
+async fn leaving_gives_the_seat_back_with_the_locks_and_the_last_starts_the_countdown(
+    store: TestStore,
+) {
+    let store = store.store();
+    let id = session(&store).await;
+    let (ann, bob) = (seat(&id, 1, 5, now()), seat(&id, 2, 5, now()));
+    store.join(&ann).await.unwrap();
+    store.join(&bob).await.unwrap();
+    let lock = Lock {
+        element: "row-1".into(),
+        connection_id: ann.connection.id.clone(),
+        user: user(1),
+        since: now(),
+    };
+    let m = members(&store, &id, now()).await;
+    assert_eq!(
+        store.take_lock(&m, &lock, now()).await.unwrap(),
+        LockOutcome::Granted
+    );
+
+    let both = members(&store, &id, now()).await;
+    let left = store
+        .leave(&both, &ann.connection.id, Departure::Left, now())
+        .await
+        .unwrap();
+    assert_eq!(left, LeaveOutcome::Left(ann.connection.clone()));
+    let m = members(&store, &id, now()).await;
+    assert_eq!(m.session.seats, 1);
+    assert!(m.locks.is_empty(), "the lock left with its holder");
+    assert_eq!(
+        store.find_connection(&ann.connection.id).await.unwrap(),
+        None
+    );
+    // A repeated or late departure finds nothing and changes nothing.
+    let again = store
+        .leave(&m, &ann.connection.id, Departure::Left, now())
+        .await
+        .unwrap();
+    assert_eq!(again, LeaveOutcome::NotThere);
+    assert_eq!(members(&store, &id, now()).await.session.seats, 1);
+
+    // Decided on a view from before Ann left (two seats): the store reads again.
+    let stale_view = both;
+    let later = now().plus(Duration::from_secs(5));
+    let left = store
+        .leave(&stale_view, &bob.connection.id, Departure::Left, later)
+        .await
+        .unwrap();
+    assert_eq!(left, LeaveOutcome::Left(bob.connection.clone()));
+    let m = members(&store, &id, later).await;
+    assert_eq!(m.session.seats, 0);
+    assert_eq!(
+        m.session.expires_at,
+        Some(later.plus(EMPTY_SESSION_LIFETIME))
+    );
+    assert!(
+        store
+            .read_members(&id, later.plus(EMPTY_SESSION_LIFETIME))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn a_stale_departure_loses_to_a_ping_in_time(store: TestStore) {
+    let store = store.store();
+    let id = session(&store).await;
+    let s = seat(&id, 1, 5, now());
+    store.join(&s).await.unwrap();
+    let m = members(&store, &id, now()).await;
+    // Still present: a stale drop does nothing.
+    let out = store
+        .leave(&m, &s.connection.id, Departure::Stale, now())
+        .await
+        .unwrap();
+    assert_eq!(out, LeaveOutcome::NotThere);
+    // Stale as read, but it pinged meanwhile: the ping wins.
+    let stale_at = now().plus(HEARTBEAT_TIMEOUT).plus(Duration::from_secs(1));
+    let seen_stale = members(&store, &id, stale_at).await;
+    let pinged = now().plus(HEARTBEAT_TIMEOUT).minus(Duration::from_secs(1));
+    assert_eq!(
+        store.touch(&id, &s.connection.id, pinged).await.unwrap(),
+        TouchOutcome::Alive
+    );
+    let out = store
+        .leave(&seen_stale, &s.connection.id, Departure::Stale, stale_at)
+        .await
+        .unwrap();
+    assert_eq!(out, LeaveOutcome::NotThere);
+    assert_eq!(members(&store, &id, stale_at).await.session.seats, 1);
+    // Really stale: dropped.
+    let much_later = pinged.plus(HEARTBEAT_TIMEOUT).plus(Duration::from_secs(1));
+    let m = members(&store, &id, much_later).await;
+    let out = store
+        .leave(&m, &s.connection.id, Departure::Stale, much_later)
+        .await
+        .unwrap();
+    assert!(matches!(out, LeaveOutcome::Left(_)));
+}
+
+async fn a_lock_has_one_holder_however_many_race(store: TestStore) {
+    let store = store.store();
+    let id = session(&store).await;
+    for n in 0..10 {
+        store.join(&seat(&id, n, 20, now())).await.unwrap();
+    }
+    let m = Arc::new(members(&store, &id, now()).await);
+    let racers = (0..10).map(|n| {
+        let (store, m) = (store.clone(), m.clone());
+        let lock = Lock {
+            element: "module-1".into(),
+            connection_id: format!("conn-{n}="),
+            user: user(n),
+            since: now(),
+        };
+        tokio::spawn(async move { (n, store.take_lock(&m, &lock, now()).await.unwrap()) })
+    });
+    let mut winners = Vec::new();
+    let mut holders_seen = Vec::new();
+    for r in racers {
+        match r.await.unwrap() {
+            (n, LockOutcome::Granted) => winners.push(n),
+            (_, LockOutcome::HeldBy(lock)) => holders_seen.push(lock.connection_id),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let winner = format!("conn-{}=", winners[0]);
+    assert!(
+        holders_seen.iter().all(|h| *h == winner),
+        "{holders_seen:?}"
+    );
+    let locks = members(&store, &id, now()).await.locks;
+    assert_eq!(locks.len(), 1);
+    assert_eq!(locks[0].connection_id, winner);
+
+    // Only the holder releases it.
+    let other = format!("conn-{}=", (winners[0] + 1) % 10);
+    assert_eq!(
+        store.release_lock(&id, "module-1", &other).await.unwrap(),
+        ReleaseOutcome::NotHeld
+    );
+    assert_eq!(
+        store.release_lock(&id, "module-1", &winner).await.unwrap(),
+        ReleaseOutcome::Released
+    );
+    assert_eq!(
+        store.release_lock(&id, "module-1", &winner).await.unwrap(),
+        ReleaseOutcome::NotHeld
+    );
+    assert!(members(&store, &id, now()).await.locks.is_empty());
+}
+
+async fn a_lock_is_free_once_its_holder_is_not_present(store: TestStore) {
+    let store = store.store();
+    let id = session(&store).await;
+    let (ann, bob) = (seat(&id, 1, 5, now()), seat(&id, 2, 5, now()));
+    store.join(&ann).await.unwrap();
+    store.join(&bob).await.unwrap();
+    let lock_for = |s: &Seat, at: Timestamp| Lock {
+        element: "row-1".into(),
+        connection_id: s.connection.id.clone(),
+        user: s.connection.user.clone(),
+        since: at,
+    };
+    let m = members(&store, &id, now()).await;
+    assert_eq!(
+        store
+            .take_lock(&m, &lock_for(&ann, now()), now())
+            .await
+            .unwrap(),
+        LockOutcome::Granted
+    );
+    // Taking it again is fine for the holder, refused to the other.
+    let m = members(&store, &id, now()).await;
+    assert_eq!(
+        store
+            .take_lock(&m, &lock_for(&ann, now()), now())
+            .await
+            .unwrap(),
+        LockOutcome::Granted
+    );
+    match store
+        .take_lock(&m, &lock_for(&bob, now()), now())
+        .await
+        .unwrap()
+    {
+        LockOutcome::HeldBy(held) => assert_eq!(held.connection_id, ann.connection.id),
+        other => panic!("{other:?}"),
+    }
+    // Ann goes silent, Bob keeps pinging: once Ann is stale, Bob gets the lock.
+    let later = now().plus(HEARTBEAT_TIMEOUT).plus(Duration::from_secs(1));
+    store
+        .touch(&id, &bob.connection.id, now().plus(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    let m = members(&store, &id, later).await;
+    assert_eq!(
+        store
+            .take_lock(&m, &lock_for(&bob, later), later)
+            .await
+            .unwrap(),
+        LockOutcome::Granted
+    );
+    let locks = members(&store, &id, later).await.locks;
+    assert_eq!(locks.len(), 1);
+    assert_eq!(locks[0].connection_id, bob.connection.id);
+}
+
+async fn the_sweep_finds_due_sessions_and_erases_whole(store: TestStore) {
+    let store = store.store();
+    let abandoned = session(&store).await;
+    let occupied = session(&store).await;
+    store.join(&seat(&occupied, 1, 5, now())).await.unwrap();
+    let e = entry(
+        2,
+        "c2",
+        serde_json::json!([{"op": "add", "path": "/page/x", "value": 1}]),
+    );
+    assert_eq!(
+        store.append_change(&abandoned, &e).await.unwrap(),
+        AppendOutcome::Appended
+    );
+
+    let due = |at: Timestamp| {
+        let store = store.clone();
+        async move { store.sweep_due(at, 100).await.unwrap() }
+    };
+    // Nothing is due yet.
+    let early = due(now()).await;
+    assert!(
+        !early.contains(&SweepTask::Erase(abandoned.clone())),
+        "{early:?}"
+    );
+    assert!(
+        !early.contains(&SweepTask::CheckPresence(occupied.clone())),
+        "{early:?}"
+    );
+    // A minute on: the abandoned one is to be erased, the occupied one looked at.
+    let at = now()
+        .plus(EMPTY_SESSION_LIFETIME)
+        .max(now().plus(PRESENCE_CHECK_INTERVAL));
+    let tasks = due(at).await;
+    assert!(
+        tasks.contains(&SweepTask::Erase(abandoned.clone())),
+        "{tasks:?}"
+    );
+    assert!(
+        tasks.contains(&SweepTask::CheckPresence(occupied.clone())),
+        "{tasks:?}"
+    );
+    assert!(
+        !tasks.contains(&SweepTask::Erase(occupied.clone())),
+        "{tasks:?}"
+    );
+    // Looked at: not due again until the time it was given.
+    let next = at.plus(Duration::from_secs(30));
+    store
+        .schedule_presence_check(&occupied, next)
+        .await
+        .unwrap();
+    assert!(
+        !due(at)
+            .await
+            .contains(&SweepTask::CheckPresence(occupied.clone()))
+    );
+    assert!(
+        due(next)
+            .await
+            .contains(&SweepTask::CheckPresence(occupied.clone()))
+    );
+
+    // Erasure: only once expired, then whole.
+    let not_yet = now().plus(Duration::from_secs(30));
+    assert_eq!(
+        store.erase_session(&abandoned, not_yet).await.unwrap(),
+        EraseOutcome::NotExpired
+    );
+    assert!(
+        store
+            .read_session(&abandoned, now())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.erase_session(&abandoned, at).await.unwrap(),
+        EraseOutcome::Erased
+    );
+    assert!(
+        store
+            .read_session(&abandoned, now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .read_members(&abandoned, now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .history(&abandoned, Version(0), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.first_template(&abandoned).await.unwrap().is_none());
+    assert!(!due(at).await.contains(&SweepTask::Erase(abandoned.clone())));
+    assert_eq!(
+        store.erase_session(&abandoned, at).await.unwrap(),
+        EraseOutcome::NotExpired
+    );
+    // The occupied one is not erased, whatever the time.
+    let much_later = at.plus(Duration::from_secs(3600));
+    assert_eq!(
+        store.erase_session(&occupied, much_later).await.unwrap(),
+        EraseOutcome::NotExpired
+    );
 }

@@ -4,169 +4,38 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use coedit::App;
 use coedit::clock::ManualClock;
-use coedit::config::{Config, SigningSecret};
-use coedit::notify::LocalConnections;
-use coedit_local::functions::InProcess;
-use coedit_local::gateway::Gateway;
-use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Method, Request};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use coedit_tests::stack::{Options, Routes, Stack, ask, next, open, send};
+use futures_util::SinkExt;
+use hyper::Method;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-
-type Socket = WebSocketStream<TcpStream>;
-
-struct Stack {
-    rest: String,
-    ws: String,
-    key: String,
-    app: Arc<App>,
-    clock: Arc<ManualClock>,
-    client: Client<HttpConnector, Full<Bytes>>,
-}
 
 async fn start() -> Stack {
     start_with_idle_timeout(coedit_local::gateway::IDLE_TIMEOUT).await
 }
 
 async fn start_with_idle_timeout(idle: Duration) -> Stack {
-    let rest_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ws_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ws = format!("{}", ws_listener.local_addr().unwrap());
-    let secret = coedit::auth::generate_api_key().unwrap().into_bytes();
-    let config = Config {
-        join_token_secret: Some(SigningSecret::new(secret).unwrap()),
-        websocket_url: Some(format!("ws://{ws}/local")),
-        ..Config::default()
-    };
-    let clock = Arc::new(ManualClock::starting_now());
-    let hub = Arc::new(LocalConnections::new());
-    let store = Arc::new(coedit::store::MemoryStore::new());
-    let app = Arc::new(App::new(config, store, hub.clone(), clock.clone()));
-    let key = coedit::auth::generate_api_key().unwrap();
-    coedit_local::register_dev_key(&app, &key, 20)
-        .await
-        .unwrap();
-    let rest = format!("http://{}", rest_listener.local_addr().unwrap());
-    tokio::spawn(coedit_local::rest::serve(rest_listener, app.clone(), None));
-    let mut gateway = Gateway::new(Arc::new(InProcess(app.clone())), hub, "local");
-    gateway.idle_timeout = idle;
-    tokio::spawn(coedit_local::gateway::serve(ws_listener, Arc::new(gateway)));
-    Stack {
-        rest,
-        ws,
-        key,
-        app,
-        clock,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    }
+    Stack::start(Options {
+        clock: Some(Arc::new(ManualClock::starting_now())),
+        idle_timeout: Some(idle),
+        ..Options::embedded()
+    })
+    .await
 }
 
-impl Stack {
-    async fn http(&self, method: Method, url: &str, body: Value) -> (u16, Value) {
-        let body = if body.is_null() {
-            Vec::new()
-        } else {
-            body.to_string().into_bytes()
-        };
-        let req = Request::builder()
-            .method(method)
-            .uri(url)
-            .header("authorization", format!("Bearer {}", self.key))
-            .body(Full::new(Bytes::from(body)))
-            .unwrap();
-        let res = self.client.request(req).await.unwrap();
-        let status = res.status().as_u16();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn create(&self) -> (String, Value) {
-        let template = json!({"page": {"rows": [
-            {"uuid": "row-a", "columns": [{"modules": [{"uuid": "mod-a", "type": "text", "descriptor": {"text": {"html": "<p>Hello</p>"}}}]}]},
-            {"uuid": "row-b", "columns": [{"modules": [{"uuid": "mod-b", "type": "text", "descriptor": {"text": {"html": "<p>World</p>"}}}]}]}
-        ]}});
-        let url = format!("{}/v1/coedit/session", self.rest);
-        let (status, created) = self
-            .http(
-                Method::POST,
-                &url,
-                json!({"template": template, "userid": "host"}),
-            )
-            .await;
-        assert_eq!(status, 201, "{created}");
-        (
-            created["sessionId"].as_str().unwrap().to_owned(),
-            created["template"].clone(),
-        )
-    }
-
-    async fn join(&self, session: &str, n: usize) -> Value {
-        let url = format!("{}/v1/coedit/session/{session}/join", self.rest);
-        let user = json!({"userId": format!("u{n}"), "username": format!("User {n}"), "userColor": "#3366ff"});
-        let (status, answer) = self.http(Method::POST, &url, user).await;
-        assert_eq!(status, 200, "{answer}");
-        answer
-    }
-
-    /// Opens the WebSocket a join answer points to; the HTTP status when refused.
-    async fn open(&self, url: &str) -> Result<Socket, u16> {
-        let stream = TcpStream::connect(&self.ws).await.unwrap();
-        match tokio_tungstenite::client_async(url, stream).await {
-            Ok((socket, _)) => Ok(socket),
-            Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Err(res.status().as_u16()),
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    async fn connect(&self, session: &str, n: usize) -> Socket {
-        let joined = self.join(session, n).await;
-        let url = format!(
-            "{}?token={}",
-            joined["url"].as_str().unwrap(),
-            joined["token"].as_str().unwrap()
-        );
-        self.open(&url).await.unwrap()
-    }
+/// A session of two rows with a text module each.
+async fn create(stack: &Stack) -> (String, Value) {
+    let template = json!({"page": {"rows": [
+        {"uuid": "row-a", "columns": [{"modules": [{"uuid": "mod-a", "type": "text", "descriptor": {"text": {"html": "<p>Hello</p>"}}}]}]},
+        {"uuid": "row-b", "columns": [{"modules": [{"uuid": "mod-b", "type": "text", "descriptor": {"text": {"html": "<p>World</p>"}}}]}]}
+    ]}});
+    stack.routes.create(&template).await
 }
 
-async fn next(socket: &mut Socket) -> Value {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
-            .await
-            .expect("a message within 5 s")
-            .expect("the socket is open")
-            .unwrap();
-        match frame {
-            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-            Message::Close(f) => return json!({"closed": f.map(|f| u16::from(f.code))}),
-            _ => continue,
-        }
-    }
-}
-
-async fn send(socket: &mut Socket, message: Value) {
-    socket
-        .send(Message::text(message.to_string()))
-        .await
-        .unwrap();
-}
-
-/// Sends a message and reads the route response.
-async fn ask(socket: &mut Socket, message: Value) -> Value {
-    send(socket, message).await;
-    next(socket).await
+/// Moves the stack's clock.
+fn advance(stack: &Stack, by: Duration) {
+    stack.clock.as_ref().unwrap().advance(by);
 }
 
 fn change_type(m: &Value) -> &str {
@@ -176,7 +45,7 @@ fn change_type(m: &Value) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_flow_over_real_websockets() {
     let stack = start().await;
-    let (id, template) = stack.create().await;
+    let (id, template) = create(&stack).await;
     assert_eq!(template["page"]["rows"][0]["uuid"], "row-a");
 
     // Three users join; those already in hear each arrival with everyone present.
@@ -196,16 +65,17 @@ async fn the_seed_flow_over_real_websockets() {
         assert_eq!(m["sessionData"]["users"].as_object().unwrap().len(), 3);
     }
     let (_, got) = stack
-        .http(
+        .routes
+        .call(
             Method::GET,
-            &format!("{}/v1/coedit/session/{id}", stack.rest),
+            &format!("/v1/coedit/session/{id}"),
             Value::Null,
         )
         .await;
     assert_eq!(got["users"].as_object().unwrap().len(), 3);
 
     // Ann locks a module: the others see it locked in her color.
-    let lock = ask(&mut ann, json!({"action": "lock", "target": "mod-a"})).await;
+    let lock = ask(&mut ann, &json!({"action": "lock", "target": "mod-a"})).await;
     assert_eq!(
         lock,
         json!({"type": "lock", "target": "mod-a", "granted": true})
@@ -218,7 +88,7 @@ async fn the_seed_flow_over_real_websockets() {
         );
         assert_eq!(m["change"]["value"]["userColor"], "#3366ff");
     }
-    let taken = ask(&mut bob, json!({"action": "lock", "target": "mod-a"})).await;
+    let taken = ask(&mut bob, &json!({"action": "lock", "target": "mod-a"})).await;
     assert_eq!(taken["granted"], false);
     assert_eq!(taken["heldBy"]["userId"], "u1");
 
@@ -228,12 +98,12 @@ async fn the_seed_flow_over_real_websockets() {
         json!({"action": "edit", "changeId": id, "baseVersion": 1,
         "patch": [{"op": "replace", "path": path, "value": value}], "label": "Text", "type": "text"})
     };
-    let refused = ask(&mut bob, edit("b1", "<p>Bob</p>")).await;
+    let refused = ask(&mut bob, &edit("b1", "<p>Bob</p>")).await;
     assert_eq!(
         (refused["type"].as_str(), refused["code"].as_u64()),
         (Some("error"), Some(4023))
     );
-    let ack = ask(&mut ann, edit("a1", "<p>Hello, team</p>")).await;
+    let ack = ask(&mut ann, &edit("a1", "<p>Hello, team</p>")).await;
     assert_eq!(ack, json!({"type": "ack", "changeId": "a1", "version": 2}));
     for s in [&mut bob, &mut cid] {
         let m = next(s).await;
@@ -243,15 +113,15 @@ async fn the_seed_flow_over_real_websockets() {
     }
 
     // She lets go; a heartbeat says version 2.
-    send(&mut ann, json!({"action": "unlock", "target": "mod-a"})).await;
+    send(&mut ann, &json!({"action": "unlock", "target": "mod-a"})).await;
     for s in [&mut bob, &mut cid] {
         assert_eq!(change_type(&next(s).await), "UNLOCKED");
     }
     assert_eq!(
-        ask(&mut bob, json!({"action": "ping"})).await,
+        ask(&mut bob, &json!({"action": "ping"})).await,
         json!({"type": "pong", "version": 2})
     );
-    let synced = ask(&mut cid, json!({"action": "sync", "sinceVersion": 1})).await;
+    let synced = ask(&mut cid, &json!({"action": "sync", "sinceVersion": 1})).await;
     assert_eq!(synced["entries"][0]["changeId"], "a1");
 
     // Cid leaves: the others hear it through $disconnect.
@@ -267,42 +137,48 @@ async fn the_seed_flow_over_real_websockets() {
     assert_eq!(change_type(&next(&mut bob).await), "USER_LEFT");
     bob.close(None).await.unwrap();
     // Give $disconnect of the last one time to land.
-    let session_url = format!("{}/v1/coedit/session/{id}", stack.rest);
+    let session_url = format!("/v1/coedit/session/{id}");
     for _ in 0..100 {
-        let (_, got) = stack.http(Method::GET, &session_url, Value::Null).await;
+        let (_, got) = stack
+            .routes
+            .call(Method::GET, &session_url, Value::Null)
+            .await;
         if got["users"].as_object().is_some_and(|u| u.is_empty()) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (status, got) = stack.http(Method::GET, &session_url, Value::Null).await;
+    let (status, got) = stack
+        .routes
+        .call(Method::GET, &session_url, Value::Null)
+        .await;
     assert_eq!((status, got["version"].as_u64()), (200, Some(2)));
 
     // Sixty seconds after the last one left, the sweeper erases it.
-    stack.clock.advance(Duration::from_secs(59));
+    advance(&stack, Duration::from_secs(59));
     assert_eq!(coedit::handlers::sweeper::run(&stack.app).await.erased, 0);
-    stack.clock.advance(Duration::from_secs(1));
+    advance(&stack, Duration::from_secs(1));
     assert_eq!(coedit::handlers::sweeper::run(&stack.app).await.erased, 1);
-    let (status, gone) = stack.http(Method::GET, &session_url, Value::Null).await;
+    let (status, gone) = stack
+        .routes
+        .call(Method::GET, &session_url, Value::Null)
+        .await;
     assert_eq!((status, gone["code"].as_u64()), (404, Some(5150)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn it_behaves_like_api_gateway() {
     let stack = start().await;
-    let (id, _) = stack.create().await;
-    let joined = stack.join(&id, 1).await;
+    let (id, _) = create(&stack).await;
+    let (_, joined) = stack.routes.join(&id, 1).await;
     let url = joined["url"].as_str().unwrap().to_owned();
 
     // $connect refusals answer the handshake with the function's status.
-    assert_eq!(stack.open(&url).await.err(), Some(401));
-    assert_eq!(
-        stack.open(&format!("{url}?token=forged")).await.err(),
-        Some(401)
-    );
+    assert_eq!(open(&url).await.err(), Some(401));
+    assert_eq!(open(&format!("{url}?token=forged")).await.err(), Some(401));
     let wrong_stage = url.replace("/local", "/prod");
     assert_eq!(
-        stack.open(&format!("{wrong_stage}?token=x")).await.err(),
+        open(&format!("{wrong_stage}?token=x")).await.err(),
         Some(404)
     );
 
@@ -318,22 +194,18 @@ async fn it_behaves_like_api_gateway() {
         .unwrap();
 
     // The management endpoint on the same host posts to a connection...
-    let connections = format!("http://{}/local/@connections/", stack.ws);
+    let connections = Routes::new(&format!("http://{}/local/@connections/", stack.ws), "");
     let encoded = bob_id
         .replace('/', "%2F")
         .replace('+', "%2B")
         .replace('=', "%3D");
-    let (status, _) = stack
-        .http(
-            Method::POST,
-            &format!("{connections}{encoded}"),
-            json!({"hello": 1}),
-        )
+    let (status, _) = connections
+        .call(Method::POST, &format!("/{encoded}"), json!({"hello": 1}))
         .await;
     assert_eq!(status, 200);
     assert_eq!(next(&mut bob).await, json!({"hello": 1}));
-    let (status, _) = stack
-        .http(Method::GET, &format!("{connections}{encoded}"), Value::Null)
+    let (status, _) = connections
+        .call(Method::GET, &format!("/{encoded}"), Value::Null)
         .await;
     assert_eq!(status, 200);
 
@@ -350,8 +222,8 @@ async fn it_behaves_like_api_gateway() {
         ("USER_LEFT", Some("u2"))
     );
     // ...and answers 410 once it is gone.
-    let (status, _) = stack
-        .http(Method::POST, &format!("{connections}{encoded}"), json!({}))
+    let (status, _) = connections
+        .call(Method::POST, &format!("/{encoded}"), json!({}))
         .await;
     assert_eq!(status, 410);
 
@@ -370,10 +242,10 @@ async fn it_behaves_like_api_gateway() {
     );
 
     // Unknown actions go to $default, which says what is wrong.
-    let answer = ask(&mut ann, json!({"action": "dance"})).await;
+    let answer = ask(&mut ann, &json!({"action": "dance"})).await;
     assert_eq!(answer["code"], 4000);
     assert!(answer["detail"].as_str().unwrap().contains("dance"));
-    let answer = ask(&mut ann, json!(["not", "an", "object"])).await;
+    let answer = ask(&mut ann, &json!(["not", "an", "object"])).await;
     assert_eq!(answer["code"], 4000);
 
     // DELETE @connections closes the socket from the server side.
@@ -390,12 +262,8 @@ async fn it_behaves_like_api_gateway() {
         .replace('/', "%2F")
         .replace('+', "%2B")
         .replace('=', "%3D");
-    let (status, _) = stack
-        .http(
-            Method::DELETE,
-            &format!("{connections}{encoded}"),
-            Value::Null,
-        )
+    let (status, _) = connections
+        .call(Method::DELETE, &format!("/{encoded}"), Value::Null)
         .await;
     assert_eq!(status, 204);
     assert_eq!(next(&mut dan).await, json!({"closed": 1000}));
@@ -406,7 +274,7 @@ async fn it_behaves_like_api_gateway() {
 async fn an_idle_connection_is_closed_like_api_gateway_does() {
     // API Gateway's is 10 minutes; shortened here, the same code path.
     let stack = start_with_idle_timeout(Duration::from_millis(700)).await;
-    let (id, _) = stack.create().await;
+    let (id, _) = create(&stack).await;
     let mut ann = stack.connect(&id, 1).await;
     let mut bob = stack.connect(&id, 2).await;
     assert_eq!(change_type(&next(&mut ann).await), "USER_JOINED");
@@ -414,7 +282,7 @@ async fn an_idle_connection_is_closed_like_api_gateway_does() {
     let mut heard = Vec::new();
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        send(&mut ann, json!({"action": "ping"})).await;
+        send(&mut ann, &json!({"action": "ping"})).await;
         loop {
             let m = next(&mut ann).await;
             if m["type"] == "pong" {

@@ -3,7 +3,6 @@
 //! already there get `USER_JOINED`. Any refusal answers a non-2xx status, so API
 //! Gateway never upgrades the connection.
 
-use super::presence::{announce, depart, drop_stale};
 use super::websocket::{WebSocketEvent, WebSocketResponse, connection_id, ok, query, refuse};
 use crate::app::App;
 use crate::error::{Code, Error, Result};
@@ -11,6 +10,7 @@ use crate::session::Connection;
 use crate::session::message::ChangeKind;
 use crate::session::presence::Departure;
 use crate::store::{JoinOutcome, Seat};
+use crate::usecase::presence::{announce, depart, drop_stale};
 
 pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
     match connect(app, &event).await {

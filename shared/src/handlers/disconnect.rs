@@ -2,11 +2,11 @@
 //! the others get `USER_LEFT`. API Gateway may deliver this late, twice or never:
 //! a connection already gone is a no-op, and the heartbeat covers the "never".
 
-use super::presence::depart;
 use super::websocket::{WebSocketEvent, WebSocketResponse, connection_id, ok, refuse};
 use crate::app::App;
 use crate::error::Result;
 use crate::session::presence::Departure;
+use crate::usecase::presence::depart;
 
 pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
     match disconnect(app, &event).await {

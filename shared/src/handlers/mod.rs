@@ -11,6 +11,5 @@ pub mod http;
 pub mod join_session;
 pub mod ping;
 pub mod post_change;
-pub mod presence;
 pub mod sweeper;
 pub mod websocket;

@@ -2,12 +2,13 @@
 //! `pong` with the session's version, and drops members that went stale. A
 //! connection that was itself dropped, or went stale, is told so (5300) and closed.
 
-use super::presence::{close_with, depart, drop_stale, stale_error};
 use super::websocket::{WebSocketEvent, WebSocketResponse, body, connection_id, ok, refuse, reply};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::session::message::{ClientMessage, ServerMessage};
 use crate::session::presence::Departure;
+use crate::store::TouchOutcome;
+use crate::usecase::presence::{close_with, depart, drop_stale, stale_error};
 
 pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
     match ping(app, &event).await {
@@ -31,14 +32,14 @@ async fn ping(app: &App, event: &WebSocketEvent) -> Result<WebSocketResponse> {
         close_with(app, connection_id, &dropped_error()).await;
         return Ok(ok());
     };
-    let alive = app.store.touch(&session, connection_id, now).await?;
+    let touched = app.store.touch(&session, connection_id, now).await?;
     // The newest version is the newest log entry, read beside the members.
     let (members, head) = tokio::join!(
         app.store.read_members(&session, now),
         app.store.head_version(&session)
     );
     let members = members?;
-    if !alive {
+    if touched == TouchOutcome::NotPresent {
         // Dropped already, or stale and not yet dropped: either way, not present.
         match members {
             Some(mut m) if m.connection(connection_id).is_some() => {

@@ -6,13 +6,13 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 
-use super::edit::{Accepted, Author, accept, broadcast_change};
 use super::http::{authorization, body_bytes, json_response, parse_json_object, respond};
 use crate::app::{App, Credential};
 use crate::error::{Code, Error, Result};
 use crate::session::SessionId;
 use crate::session::change::{Edit, MAX_ENTRY_BYTES};
 use crate::session::message::{EditMessage, ServerMessage};
+use crate::usecase::change::{Author, submit};
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     respond(post(app, &req).await)
@@ -42,13 +42,7 @@ async fn post(app: &App, req: &Request) -> Result<Response<Body>> {
         message.label,
         message.kind,
     )?;
-    let version = match accept(app, &id, &Author::User(&grant.user), &edit).await? {
-        Accepted::Duplicate(version) => version,
-        Accepted::New(entry, members) => {
-            broadcast_change(app, &members, &entry, None).await;
-            entry.version
-        }
-    };
+    let version = submit(app, &id, &Author::User(&grant.user), &edit).await?;
     let ack = ServerMessage::Ack {
         change_id: &edit.change_id,
         version,

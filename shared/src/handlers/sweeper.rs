@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use super::presence::drop_stale;
 use crate::app::App;
 use crate::error::Result;
 use crate::session::HEARTBEAT_TIMEOUT;
 use crate::session::presence::PRESENCE_CHECK_INTERVAL;
-use crate::store::SweepTask;
+use crate::store::{EraseOutcome, SweepTask};
+use crate::usecase::presence::drop_stale;
 
 /// Sessions handled per batch; a run goes on until nothing is due.
 const BATCH: usize = 100;
@@ -72,7 +72,7 @@ async fn sweep(app: &App, task: &SweepTask) -> Result<SweepReport> {
     let mut report = SweepReport::default();
     match task {
         SweepTask::Erase(id) => {
-            if app.store.erase_session(id, now).await? {
+            if app.store.erase_session(id, now).await? == EraseOutcome::Erased {
                 tracing::info!(session = %id, "expired session erased");
                 report.erased = 1;
             }

@@ -23,7 +23,7 @@ pub const MAX_BEHIND: u64 = 2000;
 /// Largest history entry stored for one change: DynamoDB's item limit is 400 KB.
 pub const MAX_ENTRY_BYTES: usize = 350 * 1024;
 
-/// A change as a client sends it (PROTOCOL.md, `edit`).
+/// A change as a client sends it (docs/PROTOCOL.md, `edit`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Edit {
     pub change_id: String,

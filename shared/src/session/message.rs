@@ -1,4 +1,4 @@
-//! WebSocket messages (PROTOCOL.md, "WebSocket"): what clients send, parsed with an
+//! WebSocket messages (docs/PROTOCOL.md, "WebSocket"): what clients send, parsed with an
 //! answer that says what is wrong and where, and what the server sends, in the
 //! seed shapes.
 

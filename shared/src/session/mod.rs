@@ -20,7 +20,7 @@ pub use presence::SessionMembers;
 pub use template::Template;
 
 /// A session nobody is in is erased this long after it was created or its last
-/// user left (PROTOCOL.md, Lifecycle).
+/// user left (docs/PROTOCOL.md, Lifecycle).
 pub const EMPTY_SESSION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// A connection that has not pinged for this long is not present any more

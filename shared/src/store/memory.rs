@@ -9,8 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 
 use super::snapshot::Snapshot;
-use super::{Catchup, JoinOutcome, LeaveOutcome, LockOutcome, Seat, SessionStore, SweepTask};
-use crate::auth::{ApiKeyRecord, KeyHash};
+use super::{
+    ApiKeyStore, AppendOutcome, Catchup, EraseOutcome, JoinOutcome, LeaveOutcome, LockOutcome,
+    LockStore, PresenceStore, ReleaseOutcome, RevokeOutcome, Seat, SessionLogStore,
+    SnapshotOutcome, SnapshotStore, SweepStore, SweepTask, TouchOutcome,
+};
+use crate::api_key::{ApiKeyRecord, KeyHash};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::session::presence::{self, Departure, PRESENCE_CHECK_INTERVAL};
@@ -73,7 +77,7 @@ impl MemoryStore {
 }
 
 #[async_trait]
-impl SessionStore for MemoryStore {
+impl SessionLogStore for MemoryStore {
     async fn create_session(&self, new: &NewSession) -> Result<()> {
         let snapshot = Snapshot::encode(&new.template)?;
         let mut inner = self.lock();
@@ -209,37 +213,40 @@ impl SessionStore for MemoryStore {
             }))
     }
 
-    async fn append_change(&self, id: &SessionId, entry: &HistoryEntry) -> Result<bool> {
+    async fn append_change(&self, id: &SessionId, entry: &HistoryEntry) -> Result<AppendOutcome> {
         let mut inner = self.lock();
         let Some(stored) = inner.sessions.get_mut(id) else {
             return Err(Error::session_not_found());
         };
         if stored.history.contains_key(&entry.version) {
-            return Ok(false);
+            return Ok(AppendOutcome::VersionTaken);
         }
         stored.history.insert(entry.version, entry.clone());
         self.wrote();
-        Ok(true)
+        Ok(AppendOutcome::Appended)
     }
+}
 
+#[async_trait]
+impl SnapshotStore for MemoryStore {
     async fn write_snapshot(
         &self,
         id: &SessionId,
         version: Version,
         template: &Template,
-    ) -> Result<bool> {
+    ) -> Result<SnapshotOutcome> {
         let snapshot = Snapshot::encode(template)?;
         let mut inner = self.lock();
         let Some(stored) = inner.sessions.get_mut(id) else {
-            return Ok(false);
+            return Ok(SnapshotOutcome::NewerStored);
         };
         if stored.session.snapshot_version >= version {
-            return Ok(false);
+            return Ok(SnapshotOutcome::NewerStored);
         }
         stored.session.snapshot_version = version;
         stored.snapshot = snapshot;
         self.wrote();
-        Ok(true)
+        Ok(SnapshotOutcome::Stored)
     }
 
     async fn first_template(&self, id: &SessionId) -> Result<Option<Template>> {
@@ -251,7 +258,10 @@ impl SessionStore for MemoryStore {
             })
             .transpose()
     }
+}
 
+#[async_trait]
+impl PresenceStore for MemoryStore {
     async fn read_members(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionMembers>> {
         let inner = self.lock();
         Ok(inner
@@ -294,7 +304,12 @@ impl SessionStore for MemoryStore {
         Ok(self.lock().connections.get(connection_id).cloned())
     }
 
-    async fn touch(&self, id: &SessionId, connection_id: &str, now: Timestamp) -> Result<bool> {
+    async fn touch(
+        &self,
+        id: &SessionId,
+        connection_id: &str,
+        now: Timestamp,
+    ) -> Result<TouchOutcome> {
         let mut inner = self.lock();
         let connection = inner
             .sessions
@@ -305,9 +320,9 @@ impl SessionStore for MemoryStore {
             Some(c) => {
                 c.last_seen = now;
                 self.wrote();
-                Ok(true)
+                Ok(TouchOutcome::Alive)
             }
-            None => Ok(false),
+            None => Ok(TouchOutcome::NotPresent),
         }
     }
 
@@ -338,7 +353,10 @@ impl SessionStore for MemoryStore {
         self.wrote();
         Ok(LeaveOutcome::Left(leaving))
     }
+}
 
+#[async_trait]
+impl LockStore for MemoryStore {
     async fn take_lock(
         &self,
         members: &SessionMembers,
@@ -368,10 +386,10 @@ impl SessionStore for MemoryStore {
         id: &SessionId,
         element: &str,
         connection_id: &str,
-    ) -> Result<bool> {
+    ) -> Result<ReleaseOutcome> {
         let mut inner = self.lock();
         let Some(stored) = inner.sessions.get_mut(id) else {
-            return Ok(false);
+            return Ok(ReleaseOutcome::NotHeld);
         };
         if stored
             .locks
@@ -380,11 +398,14 @@ impl SessionStore for MemoryStore {
         {
             stored.locks.remove(element);
             self.wrote();
-            return Ok(true);
+            return Ok(ReleaseOutcome::Released);
         }
-        Ok(false)
+        Ok(ReleaseOutcome::NotHeld)
     }
+}
 
+#[async_trait]
+impl SweepStore for MemoryStore {
     async fn sweep_due(&self, now: Timestamp, limit: usize) -> Result<Vec<SweepTask>> {
         // The embedded store has no index to keep; looking at every session is its
         // equivalent of the DynamoDB store's sparse index queries.
@@ -415,7 +436,7 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
-    async fn erase_session(&self, id: &SessionId, now: Timestamp) -> Result<bool> {
+    async fn erase_session(&self, id: &SessionId, now: Timestamp) -> Result<EraseOutcome> {
         let mut inner = self.lock();
         let expired = inner
             .sessions
@@ -429,9 +450,16 @@ impl SessionStore for MemoryStore {
             }
             self.wrote();
         }
-        Ok(expired)
+        Ok(if expired {
+            EraseOutcome::Erased
+        } else {
+            EraseOutcome::NotExpired
+        })
     }
+}
 
+#[async_trait]
+impl ApiKeyStore for MemoryStore {
     async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<()> {
         let mut inner = self.lock();
         if inner.keys.contains_key(&record.hash) {
@@ -446,11 +474,15 @@ impl SessionStore for MemoryStore {
         Ok(self.lock().keys.get(hash).cloned())
     }
 
-    async fn revoke_api_key(&self, hash: &KeyHash) -> Result<bool> {
+    async fn revoke_api_key(&self, hash: &KeyHash) -> Result<RevokeOutcome> {
         let removed = self.lock().keys.remove(hash).is_some();
         if removed {
             self.wrote();
         }
-        Ok(removed)
+        Ok(if removed {
+            RevokeOutcome::Revoked
+        } else {
+            RevokeOutcome::NotFound
+        })
     }
 }

@@ -1,6 +1,8 @@
-//! Where sessions live. One trait, two implementations that behave the same: the
-//! embedded in-process store (`memory`) and DynamoDB (`dynamo`). The conformance
-//! suite in `shared/tests/store_conformance.rs` runs against both.
+//! Where sessions live. One trait per concern (the log, snapshots, presence,
+//! locks, the sweep, API keys), together `SessionStore`; two implementations that
+//! behave the same: the embedded in-process store (`memory`) and DynamoDB
+//! (`dynamo`). The conformance suite in `tests/tests/store_conformance.rs` runs
+//! against both, and against the local stack's fault-injecting wrapper.
 
 pub mod dynamo;
 pub mod memory;
@@ -8,7 +10,7 @@ pub mod snapshot;
 
 use async_trait::async_trait;
 
-use crate::auth::{ApiKeyRecord, KeyHash};
+use crate::api_key::{ApiKeyRecord, KeyHash};
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::session::presence::Departure;
@@ -20,8 +22,9 @@ use crate::session::{
 pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
 
+/// Sessions and their log: creating a session, reading it, and appending changes.
 #[async_trait]
-pub trait SessionStore: Send + Sync {
+pub trait SessionLogStore: Send + Sync {
     /// Writes a new session, its first history entry and its template, all at once
     /// or not at all. Fails if a session with that id exists.
     async fn create_session(&self, new: &NewSession) -> Result<()>;
@@ -62,25 +65,31 @@ pub trait SessionStore: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<Catchup>>;
 
-    /// Writes a change under its version, only if no change holds that version yet:
-    /// `false` (and nothing written) when another change took it first. One small
-    /// write, whatever the template's size.
-    async fn append_change(&self, id: &SessionId, entry: &HistoryEntry) -> Result<bool>;
+    /// Writes a change under its version, only if no change holds that version yet
+    /// (else nothing is written). One small write, whatever the template's size.
+    async fn append_change(&self, id: &SessionId, entry: &HistoryEntry) -> Result<AppendOutcome>;
+}
 
-    /// Stores `template` as the session's snapshot at `version` (compaction), if it
-    /// is newer than the stored one, and drops the one it replaces. `false` when a
-    /// newer snapshot was stored already.
+/// Snapshots: the template rewritten whole every so many changes (compaction).
+#[async_trait]
+pub trait SnapshotStore: Send + Sync {
+    /// Stores `template` as the session's snapshot at `version`, if it is newer
+    /// than the stored one, and drops the one it replaces.
     async fn write_snapshot(
         &self,
         id: &SessionId,
         version: Version,
         template: &Template,
-    ) -> Result<bool>;
+    ) -> Result<SnapshotOutcome>;
 
     /// The template the session was created with (version 1), which compaction
     /// keeps: the base for reading versions older than the current snapshot.
     async fn first_template(&self, id: &SessionId) -> Result<Option<Template>>;
+}
 
+/// Presence: who is in a session, their seats and their heartbeats.
+#[async_trait]
+pub trait PresenceStore: Send + Sync {
     /// The session's head, its connections (present or stale) and its locks, without
     /// the template: what presence decisions need, at a cost that does not grow with
     /// the template. `None` when the session does not exist or has expired.
@@ -95,9 +104,14 @@ pub trait SessionStore: Send + Sync {
     /// The session a connection is in, if it is still stored.
     async fn find_connection(&self, connection_id: &str) -> Result<Option<SessionId>>;
 
-    /// Marks a connection alive (a ping). `false` when it is gone or already stale:
-    /// a stale connection is not revived. One small write.
-    async fn touch(&self, id: &SessionId, connection_id: &str, now: Timestamp) -> Result<bool>;
+    /// Marks a connection alive (a ping); a stale connection is not revived. One
+    /// small write.
+    async fn touch(
+        &self,
+        id: &SessionId,
+        connection_id: &str,
+        now: Timestamp,
+    ) -> Result<TouchOutcome>;
 
     /// Removes a connection with its locks and gives its seat back, atomically; the
     /// last one out starts the session's countdown to erasure. `members` is what
@@ -109,7 +123,11 @@ pub trait SessionStore: Send + Sync {
         departure: Departure,
         now: Timestamp,
     ) -> Result<LeaveOutcome>;
+}
 
+/// Locks: one holder per element.
+#[async_trait]
+pub trait LockStore: Send + Sync {
     /// Gives `lock.element` to `lock.connection_id` unless another present
     /// connection holds it.
     async fn take_lock(
@@ -119,14 +137,18 @@ pub trait SessionStore: Send + Sync {
         now: Timestamp,
     ) -> Result<LockOutcome>;
 
-    /// Releases `element` if `connection_id` holds it; `false` when it did not.
+    /// Releases `element` if `connection_id` holds it.
     async fn release_lock(
         &self,
         id: &SessionId,
         element: &str,
         connection_id: &str,
-    ) -> Result<bool>;
+    ) -> Result<ReleaseOutcome>;
+}
 
+/// The sweeper's work: finding sessions due, and erasing expired ones.
+#[async_trait]
+pub trait SweepStore: Send + Sync {
     /// Sessions the sweeper must look at now, found through an index (never a Scan):
     /// expired ones to erase and occupied ones whose presence check is due.
     async fn sweep_due(&self, now: Timestamp, limit: usize) -> Result<Vec<SweepTask>>;
@@ -134,17 +156,33 @@ pub trait SessionStore: Send + Sync {
     /// When the sweeper should next look for stale connections in an occupied session.
     async fn schedule_presence_check(&self, id: &SessionId, at: Timestamp) -> Result<()>;
 
-    /// Deletes every item of a session that has expired by `now`; `false` (and
-    /// nothing deleted) when it has not, e.g. because somebody rejoined.
-    async fn erase_session(&self, id: &SessionId, now: Timestamp) -> Result<bool>;
+    /// Deletes every item of a session that has expired by `now`; nothing when it
+    /// has not, e.g. because somebody rejoined.
+    async fn erase_session(&self, id: &SessionId, now: Timestamp) -> Result<EraseOutcome>;
+}
 
+/// API keys, stored by hash.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
     /// Stores a new API key; fails if that key exists already.
     async fn put_api_key(&self, record: &ApiKeyRecord) -> Result<()>;
 
     async fn find_api_key(&self, hash: &KeyHash) -> Result<Option<ApiKeyRecord>>;
 
-    /// Removes an API key; `false` when there was none.
-    async fn revoke_api_key(&self, hash: &KeyHash) -> Result<bool>;
+    /// Removes an API key.
+    async fn revoke_api_key(&self, hash: &KeyHash) -> Result<RevokeOutcome>;
+}
+
+/// Everything the application keeps: each part a trait of its own, so a backend
+/// implements each part in its own module, and a caller names the part it uses.
+pub trait SessionStore:
+    SessionLogStore + SnapshotStore + PresenceStore + LockStore + SweepStore + ApiKeyStore
+{
+}
+
+impl<T> SessionStore for T where
+    T: SessionLogStore + SnapshotStore + PresenceStore + LockStore + SweepStore + ApiKeyStore
+{
 }
 
 /// The members of a session and the log entries an editor has not seen yet.
@@ -186,6 +224,48 @@ pub enum LeaveOutcome {
 pub enum LockOutcome {
     Granted,
     HeldBy(Lock),
+}
+
+/// Whether a change was stored under its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    Appended,
+    /// Another change holds that version; nothing was written.
+    VersionTaken,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotOutcome {
+    Stored,
+    /// A snapshot as new or newer is stored already; this one was not kept.
+    NewerStored,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TouchOutcome {
+    Alive,
+    /// Gone, or stale already: nothing was written.
+    NotPresent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    Released,
+    /// The connection did not hold it; nothing was written.
+    NotHeld,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EraseOutcome {
+    Erased,
+    /// Missing, or not expired (somebody rejoined): nothing was deleted.
+    NotExpired,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    Revoked,
+    NotFound,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

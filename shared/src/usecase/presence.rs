@@ -1,6 +1,7 @@
-//! Presence as the handlers carry it out: announcing joins and departures to the
+//! Presence as the routes carry it out: announcing joins and departures to the
 //! users present, and dropping connections that left, went stale or are gone.
-//! Shared by `connect`, `disconnect`, `ping` and `sweeper`.
+//! Used by `connect`, `disconnect`, `ping`, `sweeper` and every use case that
+//! finds a connection gone.
 
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -127,6 +128,20 @@ pub async fn depart(
         work.extend(gone.into_iter().map(|g| (g, Departure::Left)));
     }
     Ok(dropped)
+}
+
+/// Drops the connections a broadcast found gone (each announced as `USER_LEFT`).
+/// Best effort: the sender's request has succeeded already.
+pub async fn drop_gone(app: &App, members: &SessionMembers, gone: Vec<String>) {
+    if gone.is_empty() {
+        return;
+    }
+    let mut members = members.clone();
+    for id in gone {
+        if let Err(e) = depart(app, &mut members, &id, Departure::Left, None).await {
+            tracing::warn!(detail = %e.detail, "dropping a gone connection failed");
+        }
+    }
 }
 
 /// Drops every stale connection of a session: done whenever a session is touched,

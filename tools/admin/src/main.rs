@@ -2,10 +2,10 @@
 //! Credentials and region come from the usual AWS environment.
 
 use clap::{Parser, Subcommand};
-use coedit::auth::{ApiKeyRecord, KeyHash, Plan, generate_api_key};
+use coedit::api_key::{ApiKeyRecord, KeyHash, Plan, generate_api_key};
 use coedit::clock::{Clock, SystemClock};
 use coedit::session::TenantId;
-use coedit::store::{DynamoStore, SessionStore};
+use coedit::store::{ApiKeyStore, DynamoStore, RevokeOutcome};
 
 #[derive(Debug, Parser)]
 #[command(about = "Create and revoke coedit API keys")]
@@ -75,7 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Command::RevokeKey { fingerprint } => {
             let hash = KeyHash::from_hex(&fingerprint)
                 .ok_or("a fingerprint is 64 hex digits, as printed by create-key")?;
-            if store.revoke_api_key(&hash).await? {
+            if store.revoke_api_key(&hash).await? == RevokeOutcome::Revoked {
                 println!("revoked");
             } else {
                 return Err("no key with that fingerprint".into());

@@ -6,27 +6,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coedit::patch;
-use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Method, Request};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use coedit_tests::stack::{Routes, Socket, next_message, open, socket_url};
+use futures_util::SinkExt;
+use hyper::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
 type Error = Box<dyn std::error::Error>;
-type Socket = WebSocketStream<TcpStream>;
 
 pub struct Stack {
     child: tokio::process::Child,
-    pub base: String,
-    pub key: String,
-    http: Client<HttpConnector, Full<Bytes>>,
+    pub routes: Routes,
 }
 
 impl Drop for Stack {
@@ -87,14 +78,15 @@ impl Stack {
         }
         // Keep draining its output so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let base = base.ok_or("the stack printed no URL")?;
+        let key = key.ok_or("the stack printed no key")?;
         Ok(Stack {
             child,
-            base: base.ok_or("the stack printed no URL")?,
-            key: key.ok_or("the stack printed no key")?,
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            routes: Routes::new(&base, &key),
         })
     }
 
+    /// Calls a route with a credential (the API key or a join token).
     pub async fn call(
         &self,
         method: Method,
@@ -102,38 +94,12 @@ impl Stack {
         bearer: &str,
         body: Option<Value>,
     ) -> Result<(u16, Value), Error> {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {bearer}"))
-            .body(Full::new(Bytes::from(body)))?;
-        let res = self.http.request(req).await?;
-        let status = res.status().as_u16();
-        let bytes = res.into_body().collect().await?.to_bytes();
-        Ok((
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        ))
+        let body = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        Ok(self.routes.send(method, path, body, Some(bearer)).await)
     }
 
     async fn metrics(&self) -> Result<Value, Error> {
         Ok(self.call(Method::GET, "/local/metrics", "", None).await?.1)
-    }
-
-    async fn create(&self, template: &Value) -> Result<String, Error> {
-        let (status, created) = self
-            .call(
-                Method::POST,
-                "/v1/coedit/session",
-                &self.key,
-                Some(json!({"template": template, "userid": "loadgen"})),
-            )
-            .await?;
-        if status != 201 {
-            return Err(format!("create answered {status}: {created}").into());
-        }
-        Ok(created["sessionId"].as_str().unwrap_or_default().to_owned())
     }
 
     /// Joins and opens the WebSocket; the socket and the join token.
@@ -148,70 +114,19 @@ impl Stack {
         n: usize,
     ) -> Result<((Socket, String), f64, f64), Error> {
         let t0 = Instant::now();
-        let user = json!({"userId": format!("load-{n}"), "username": format!("Load {n}"), "userColor": "#336699"});
-        let (status, joined) = self
-            .call(
-                Method::POST,
-                &format!("/v1/coedit/session/{session}/join"),
-                &self.key,
-                Some(user),
-            )
-            .await?;
+        let (status, joined) = self.routes.join(session, n).await;
         if status != 200 {
             return Err(format!("join answered {status}: {joined}").into());
         }
         let join_ms = t0.elapsed().as_secs_f64() * 1000.0;
         let t1 = Instant::now();
         let token = joined["token"].as_str().unwrap_or_default().to_owned();
-        let url = format!(
-            "{}?token={token}",
-            joined["url"].as_str().unwrap_or_default()
-        );
-        let host = url
-            .trim_start_matches("ws://")
-            .split('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        let stream = TcpStream::connect(host).await?;
-        stream.set_nodelay(true)?;
-        let (socket, _) = tokio_tungstenite::client_async(url, stream).await?;
+        let socket = open(&socket_url(&joined))
+            .await
+            .map_err(|status| format!("$connect answered {status}"))?;
         let connect_ms = t1.elapsed().as_secs_f64() * 1000.0;
         Ok(((socket, token), join_ms, connect_ms))
     }
-}
-
-/// A template of about `bytes`: the playground fixture's rows repeated with new
-/// uuids (as a long real email would be), or synthetic rows without fixtures.
-fn template_of(bytes: usize) -> Value {
-    let fixture = [
-        "../shared/fixtures/templates/playground-template.json",
-        "shared/fixtures/templates/playground-template.json",
-    ]
-    .iter()
-    .find_map(|p| std::fs::read(p).ok())
-    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-    .map(|mut v| v.get_mut("json_data").map(Value::take).unwrap_or(v));
-    let mut t = fixture.unwrap_or_else(|| json!({"page": {"rows": [{"columns": [{"modules": [
-        {"type": "mailup-bee-newsletter-modules-text", "descriptor": {"text": {"html": "<p>".to_owned() + &"text ".repeat(200) + "</p>"}}}]}]}]}}));
-    let rows = t["page"]["rows"].as_array().cloned().unwrap_or_default();
-    let mut size = t.to_string().len();
-    let mut i = 0;
-    while size < bytes && !rows.is_empty() {
-        let mut row = rows[i % rows.len()].clone();
-        row["uuid"] = uuid::Uuid::new_v4().to_string().into();
-        for column in row["columns"].as_array_mut().into_iter().flatten() {
-            for module in column["modules"].as_array_mut().into_iter().flatten() {
-                module["uuid"] = uuid::Uuid::new_v4().to_string().into();
-            }
-        }
-        size += row.to_string().len() + 1;
-        if let Some(r) = t["page"]["rows"].as_array_mut() {
-            r.push(row);
-        }
-        i += 1;
-    }
-    t
 }
 
 fn module_paths(template: &Value) -> Vec<String> {
@@ -229,16 +144,6 @@ fn module_paths(template: &Value) -> Vec<String> {
         }
     }
     out
-}
-
-async fn next_json(socket: &mut Socket, wait: Duration) -> Option<Value> {
-    loop {
-        match tokio::time::timeout(wait, socket.next()).await {
-            Ok(Some(Ok(Message::Text(t)))) => return serde_json::from_str(&t).ok(),
-            Ok(Some(Ok(_))) => continue,
-            _ => return None,
-        }
-    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -283,8 +188,8 @@ fn used(before: &Value, after: &Value) -> Value {
 }
 
 pub async fn edit_storm(stack: &Stack, clients: usize, seconds: u64) -> Result<Value, Error> {
-    let template = template_of(300 * 1024);
-    let session = stack.create(&template).await?;
+    let template = coedit_tests::large_template(300 * 1024);
+    let (session, _) = stack.routes.create(&template).await;
     let mut sockets = Vec::new();
     let mut token = String::new();
     for n in 0..clients {
@@ -311,7 +216,7 @@ pub async fn edit_storm(stack: &Stack, clients: usize, seconds: u64) -> Result<V
     }
     // Let the join announcements settle.
     for s in &mut sockets {
-        while next_json(s, Duration::from_millis(200)).await.is_some() {}
+        while next_message(s, Duration::from_millis(200)).await.is_some() {}
     }
 
     let submitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
@@ -340,7 +245,7 @@ pub async fn edit_storm(stack: &Stack, clients: usize, seconds: u64) -> Result<V
                     break;
                 }
                 loop {
-                    let Some(m) = next_json(&mut socket, Duration::from_secs(30)).await else { return Err(format!("client {n}: no answer")) };
+                    let Some(m) = next_message(&mut socket, Duration::from_secs(30)).await else { return Err(format!("client {n}: no answer")) };
                     match m["type"].as_str() {
                         Some("change") => {
                             let e = &m["historyEntry"];
@@ -366,7 +271,7 @@ pub async fn edit_storm(stack: &Stack, clients: usize, seconds: u64) -> Result<V
                 k += 1;
             }
             // The last changes of the others.
-            while let Some(m) = next_json(&mut socket, Duration::from_millis(1500)).await {
+            while let Some(m) = next_message(&mut socket, Duration::from_millis(1500)).await {
                 if m["type"] == "change" {
                     let e = &m["historyEntry"];
                     seen.lock().unwrap().entry(e["changeId"].as_str().unwrap_or_default().to_owned()).or_default().push(Instant::now());
@@ -385,7 +290,7 @@ pub async fn edit_storm(stack: &Stack, clients: usize, seconds: u64) -> Result<V
         .call(
             Method::GET,
             &format!("/v1/coedit/session/{session}/history?limit=1"),
-            &stack.key,
+            &stack.routes.key,
             None,
         )
         .await?;
@@ -394,7 +299,7 @@ pub async fn edit_storm(stack: &Stack, clients: usize, seconds: u64) -> Result<V
         .call(
             Method::GET,
             &format!("/v1/coedit/session/{session}/versions/{head}"),
-            &stack.key,
+            &stack.routes.key,
             None,
         )
         .await?;
@@ -455,8 +360,8 @@ pub async fn edit_storm(stack: &Stack, clients: usize, seconds: u64) -> Result<V
 }
 
 pub async fn join_storm(stack: &Stack, clients: usize) -> Result<Value, Error> {
-    let template = template_of(300 * 1024);
-    let session = stack.create(&template).await?;
+    let template = coedit_tests::large_template(300 * 1024);
+    let (session, _) = stack.routes.create(&template).await;
     let before = stack.metrics().await?;
     let started = Instant::now();
     let joins = (0..clients).map(|n| {
@@ -480,7 +385,7 @@ pub async fn join_storm(stack: &Stack, clients: usize) -> Result<Value, Error> {
             let get_ms = t2.elapsed().as_secs_f64() * 1000.0;
             let ms = t0.elapsed().as_secs_f64() * 1000.0;
             let ok = status == 200 && got["template"]["page"].is_object();
-            let _ = next_json(&mut socket, Duration::from_millis(10)).await;
+            let _ = next_message(&mut socket, Duration::from_millis(10)).await;
             Ok::<_, String>((
                 ms,
                 ok,

@@ -1,0 +1,281 @@
+//! How the domain's values are written as DynamoDB items and read back: one pair
+//! of functions per kind of item, and the attribute accessors they share.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::keys::{self, SweepKind};
+use crate::api_key::{ApiKeyRecord, KeyHash, Plan};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::session::{
+    Connection, HistoryEntry, Lock, Session, SessionId, SessionMembers, TenantId, User, Version,
+};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// An item's primary key.
+pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    Item::from([("pk".into(), s(pk)), ("sk".into(), s(sk))])
+}
+
+pub fn sk(item: &Item) -> Option<&str> {
+    item.get("sk")
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+pub fn string<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(Error::unexpected(format!(
+            "a stored item lacks the string attribute '{name}'"
+        ))),
+    }
+}
+
+pub fn optional_number(item: &Item, name: &str) -> Result<Option<u64>> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(AttributeValue::N(v)) => v.parse().map(Some).map_err(|_| {
+            Error::unexpected(format!(
+                "the stored attribute '{name}' is not a whole number"
+            ))
+        }),
+        Some(_) => Err(Error::unexpected(format!(
+            "the stored attribute '{name}' is not a number"
+        ))),
+    }
+}
+
+pub fn number(item: &Item, name: &str) -> Result<u64> {
+    optional_number(item, name)?.ok_or_else(|| {
+        Error::unexpected(format!("a stored item lacks the number attribute '{name}'"))
+    })
+}
+
+/// The session's head as first written: the session itself, its snapshot's size
+/// and no seats taken.
+pub fn meta_item(session: &Session, snapshot_parts: usize, snapshot_bytes: usize) -> Item {
+    let mut item = key(keys::session_pk(&session.id), keys::META);
+    item.extend([
+        ("tenant".into(), s(session.tenant.as_str())),
+        ("snapVersion".into(), n(session.snapshot_version.0)),
+        ("snapParts".into(), n(snapshot_parts)),
+        ("snapBytes".into(), n(snapshot_bytes)),
+        ("createdAt".into(), n(session.created_at.millis())),
+        ("seats".into(), n(0)),
+    ]);
+    if let Some(at) = session.expires_at {
+        item.insert("expiresAt".into(), n(at.millis()));
+        // The TTL only reclaims space, late; expiry itself is `Session::is_expired`.
+        item.insert("ttl".into(), n(at.epoch_seconds_ceil()));
+        // The sparse index the sweeper reads to erase sessions on time.
+        item.insert(
+            "sweepShard".into(),
+            s(keys::sweep_shard(SweepKind::Erase, &session.id)),
+        );
+        item.insert("sweepAt".into(), n(at.millis()));
+    }
+    item
+}
+
+pub fn session_from_meta(id: &SessionId, meta: &Item) -> Result<Session> {
+    Ok(Session {
+        id: id.clone(),
+        tenant: TenantId::parse(string(meta, "tenant")?)?,
+        snapshot_version: Version(number(meta, "snapVersion")?),
+        created_at: Timestamp(number(meta, "createdAt")? as i64),
+        expires_at: optional_number(meta, "expiresAt")?.map(|v| Timestamp(v as i64)),
+        seats: optional_number(meta, "seats")?.unwrap_or(0) as u32,
+    })
+}
+
+/// The head among a Query's items.
+pub fn find_meta(items: &[Item]) -> Option<&Item> {
+    items.iter().find(|i| sk(i) == Some(keys::META))
+}
+
+/// The snapshot's size as the head records it: (parts, compressed bytes).
+pub fn snapshot_size(meta: &Item) -> Result<(usize, usize)> {
+    Ok((
+        number(meta, "snapParts")? as usize,
+        number(meta, "snapBytes")? as usize,
+    ))
+}
+
+pub fn history_item(id: &SessionId, entry: &HistoryEntry) -> Result<Item> {
+    let text = serde_json::to_string(entry)
+        .map_err(|e| Error::unexpected(format!("serializing a history entry: {e}")))?;
+    let mut item = key(keys::session_pk(id), keys::history_sk(entry.version));
+    item.insert("changeId".into(), s(&entry.change_id));
+    item.insert("entry".into(), s(text));
+    Ok(item)
+}
+
+pub fn history_from_item(item: &Item) -> Result<HistoryEntry> {
+    serde_json::from_str(string(item, "entry")?)
+        .map_err(|e| Error::unexpected(format!("a stored history entry does not parse: {e}")))
+}
+
+pub fn history_version(item: &Item) -> Result<Version> {
+    sk(item)
+        .and_then(keys::version_of_history)
+        .ok_or_else(|| Error::unexpected("a stored history key is malformed"))
+}
+
+/// Part `index` of the snapshot at `version`.
+pub fn part_item(id: &SessionId, version: Version, index: usize, part: &[u8]) -> Item {
+    let mut item = key(keys::session_pk(id), keys::part_sk(version, index));
+    item.insert("part".into(), AttributeValue::B(Blob::new(part)));
+    item
+}
+
+/// The bytes of the parts among `items` whose keys start with `prefix`, in order.
+pub fn parts_with_prefix<'a>(items: &'a [Item], prefix: &str) -> Vec<&'a [u8]> {
+    items
+        .iter()
+        .filter(|i| sk(i).is_some_and(|k| k.starts_with(prefix)))
+        .filter_map(|i| match i.get("part") {
+            Some(AttributeValue::B(b)) => Some(b.as_ref()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn user_attributes(user: &User) -> Item {
+    Item::from([
+        ("userId".into(), s(&user.user_id)),
+        ("username".into(), s(&user.username)),
+        ("userColor".into(), s(&user.user_color)),
+    ])
+}
+
+fn user_from_item(item: &Item) -> Result<User> {
+    Ok(User {
+        user_id: string(item, "userId")?.to_owned(),
+        username: string(item, "username")?.to_owned(),
+        user_color: string(item, "userColor")?.to_owned(),
+    })
+}
+
+pub fn connection_item(id: &SessionId, c: &Connection) -> Item {
+    let mut item = key(keys::session_pk(id), keys::connection_sk(&c.id));
+    item.extend(user_attributes(&c.user));
+    item.insert("connectedAt".into(), n(c.connected_at.millis()));
+    item.insert("lastSeen".into(), n(c.last_seen.millis()));
+    item
+}
+
+pub fn connection_from_item(item: &Item) -> Result<Connection> {
+    Ok(Connection {
+        id: sk(item)
+            .and_then(keys::connection_of)
+            .ok_or_else(|| Error::unexpected("a stored connection key is malformed"))?
+            .to_owned(),
+        user: user_from_item(item)?,
+        connected_at: Timestamp(number(item, "connectedAt")? as i64),
+        last_seen: Timestamp(number(item, "lastSeen")? as i64),
+    })
+}
+
+/// The reverse lookup: which session a connection is in.
+pub fn connection_lookup_item(connection_id: &str, id: &SessionId) -> Item {
+    let mut item = key(keys::connection_pk(connection_id), keys::CONNECTION_LOOKUP);
+    item.insert("session".into(), s(id.as_str()));
+    item
+}
+
+pub fn session_of_lookup(item: &Item) -> Result<SessionId> {
+    SessionId::parse(string(item, "session")?)
+        .ok_or_else(|| Error::unexpected("a stored connection names a malformed session"))
+}
+
+pub fn lock_item(id: &SessionId, lock: &Lock) -> Item {
+    let mut item = key(keys::session_pk(id), keys::lock_sk(&lock.element));
+    item.extend(user_attributes(&lock.user));
+    item.insert("holder".into(), s(&lock.connection_id));
+    item.insert("since".into(), n(lock.since.millis()));
+    item
+}
+
+pub fn lock_from_item(item: &Item) -> Result<Lock> {
+    Ok(Lock {
+        element: sk(item)
+            .and_then(keys::element_of)
+            .ok_or_else(|| Error::unexpected("a stored lock key is malformed"))?
+            .to_owned(),
+        connection_id: string(item, "holder")?.to_owned(),
+        user: user_from_item(item)?,
+        since: Timestamp(number(item, "since")? as i64),
+    })
+}
+
+/// The members of a session from the items of a Query that reached `META`;
+/// `None` when the session does not exist or has expired.
+pub fn members_from_items(
+    id: &SessionId,
+    items: &[Item],
+    now: Timestamp,
+) -> Result<Option<SessionMembers>> {
+    let Some(meta) = find_meta(items) else {
+        return Ok(None);
+    };
+    let session = session_from_meta(id, meta)?;
+    if session.is_expired(now) {
+        return Ok(None);
+    }
+    let mut connections = Vec::new();
+    let mut locks = Vec::new();
+    for item in items {
+        let Some(k) = sk(item) else { continue };
+        if keys::connection_of(k).is_some() {
+            connections.push(connection_from_item(item)?);
+        } else if keys::element_of(k).is_some() {
+            locks.push(lock_from_item(item)?);
+        }
+    }
+    Ok(Some(SessionMembers {
+        session,
+        connections,
+        locks,
+    }))
+}
+
+pub fn api_key_item(record: &ApiKeyRecord) -> Item {
+    let mut item = key(keys::api_key_pk(&record.hash), keys::API_KEY);
+    item.extend([
+        ("keyHash".into(), s(record.hash.to_hex())),
+        ("tenant".into(), s(record.tenant.as_str())),
+        ("plan".into(), s(record.plan.as_str())),
+        ("createdAt".into(), n(record.created_at.millis())),
+    ]);
+    if let Some(max) = record.max_editors {
+        item.insert("maxEditors".into(), n(max));
+    }
+    item
+}
+
+pub fn api_key_from_item(item: &Item) -> Result<ApiKeyRecord> {
+    let hash = KeyHash::from_hex(string(item, "keyHash")?)
+        .ok_or_else(|| Error::unexpected("a stored API key hash is not 64 hex digits"))?;
+    let plan = Plan::parse(string(item, "plan")?)
+        .ok_or_else(|| Error::unexpected("a stored API key has an unknown plan"))?;
+    Ok(ApiKeyRecord {
+        hash,
+        tenant: TenantId::parse(string(item, "tenant")?)?,
+        plan,
+        max_editors: optional_number(item, "maxEditors")?.map(|v| v as u32),
+        created_at: Timestamp(number(item, "createdAt")? as i64),
+    })
+}

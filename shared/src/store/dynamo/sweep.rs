@@ -1,0 +1,131 @@
+//! The sweeper's side of the table: the sparse `sweep` index (`sweepShard`,
+//! `sweepAt` on the heads that need a visit), presence checks scheduled on it,
+//! and the erasure of expired sessions.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use futures_util::future::join_all;
+
+use super::DynamoStore;
+use super::items::{find_meta, n, s, session_from_meta, sk};
+use super::keys::{self, SWEEP_SHARDS, SweepKind};
+use super::requests::{Precondition, store_error};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::session::{SessionId, Version};
+use crate::store::{EraseOutcome, SessionLogStore, SweepStore, SweepTask};
+
+#[async_trait]
+impl SweepStore for DynamoStore {
+    async fn sweep_due(&self, now: Timestamp, limit: usize) -> Result<Vec<SweepTask>> {
+        let shards = SweepKind::ALL
+            .into_iter()
+            .flat_map(|kind| (0..SWEEP_SHARDS).map(move |shard| (kind, shard)));
+        let queries = shards.map(|(kind, shard)| async move {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("sweep")
+                .key_condition_expression("sweepShard = :shard AND sweepAt <= :now")
+                .expression_attribute_values(":shard", s(keys::sweep_partition(kind, shard)))
+                .expression_attribute_values(":now", n(now.millis()))
+                .limit(limit.clamp(1, 1000) as i32)
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await
+                .map_err(|e| store_error("listing sessions to sweep", e))?;
+            self.meter.read(out.consumed_capacity());
+            let ids: Vec<SweepTask> = out
+                .items()
+                .iter()
+                .filter_map(|item| {
+                    let id = keys::session_of_pk(item.get("pk")?.as_s().ok()?)?;
+                    Some(match kind {
+                        SweepKind::Erase => SweepTask::Erase(id),
+                        SweepKind::CheckPresence => SweepTask::CheckPresence(id),
+                    })
+                })
+                .collect();
+            Ok::<_, Error>(ids)
+        });
+        let mut due = Vec::new();
+        for found in join_all(queries).await {
+            due.extend(found?);
+        }
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn schedule_presence_check(&self, id: &SessionId, at: Timestamp) -> Result<()> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::session_pk(id)))
+            .key("sk", s(keys::META))
+            .update_expression("SET sweepAt = :at")
+            // Only while occupied: an empty session's entry is its erasure time.
+            .condition_expression("sweepShard = :shard")
+            .expression_attribute_values(":at", n(at.millis()))
+            .expression_attribute_values(
+                ":shard",
+                s(keys::sweep_shard(SweepKind::CheckPresence, id)),
+            )
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        // Emptied meanwhile: its erasure entry stays as it is.
+        self.precondition(out, "scheduling a presence check")?;
+        Ok(())
+    }
+
+    /// Deletes the log (`A#1` up to the newest version, keys computed, not read),
+    /// whatever the range from the members to the snapshot parts holds, then the
+    /// head itself, last, so an interrupted erasure is found and finished by the
+    /// next sweep.
+    async fn erase_session(&self, id: &SessionId, now: Timestamp) -> Result<EraseOutcome> {
+        let pk = keys::session_pk(id);
+        let rest = self
+            .query_range(
+                &pk,
+                keys::MEMBERS_START,
+                keys::PARTS_END,
+                None,
+                "reading a session to erase",
+            )
+            .await?;
+        let Some(meta) = find_meta(&rest) else {
+            return Ok(EraseOutcome::NotExpired);
+        };
+        let session = session_from_meta(id, meta)?;
+        if !session.is_expired(now) {
+            return Ok(EraseOutcome::NotExpired);
+        }
+        let head = self.head_version(id).await?.unwrap_or(Version(0));
+        let mut doomed: Vec<String> = rest
+            .iter()
+            .filter_map(sk)
+            .filter(|k| *k != keys::META)
+            .map(str::to_owned)
+            .collect();
+        doomed.extend((1..=head.0).map(|v| keys::history_sk(Version(v))));
+        self.delete_all(&pk, &doomed, "erasing a session").await?;
+
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .key("sk", s(keys::META))
+            .condition_expression("expiresAt <= :now")
+            .expression_attribute_values(":now", n(now.millis()))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        Ok(match self.precondition(out, "erasing a session")? {
+            Precondition::Held => EraseOutcome::Erased,
+            Precondition::Failed => EraseOutcome::NotExpired,
+        })
+    }
+}

@@ -1,0 +1,240 @@
+//! A change, from whichever route it comes (the WebSocket `edit` message or
+//! `POST .../changes`): decided on this instance's template of the session, stored
+//! under the next version with one conditional write, compacted into a new
+//! snapshot every `COMPACT_EVERY` versions, and sent to everyone else. Also the
+//! catch-up a client asks for with `sync`.
+
+use super::presence::drop_gone;
+use super::{present_self, session_of};
+use crate::app::App;
+use crate::clock::Timestamp;
+use crate::error::{Code, Error, Result};
+use crate::notify;
+use crate::session::change::{Edit, Head, Outcome};
+use crate::session::message::{MAX_MESSAGE_BYTES, ServerMessage};
+use crate::session::{HistoryEntry, SessionId, SessionMembers, User, Version};
+use crate::store::{AppendOutcome, SnapshotOutcome, backoff};
+
+/// The snapshot is rewritten once this many changes were made since the last one,
+/// so reading a session never replays more than this many.
+pub const COMPACT_EVERY: u64 = 200;
+
+/// How often a change is decided again after another took its version. Each lost
+/// race is someone else's progress, so this bounds unfairness, not livelock:
+/// with four instances racing flat out, losing 100 in a row is a 1e-12 event.
+const VERSION_ATTEMPTS: usize = 100;
+
+/// Most entries one `changes` answer carries; further back, the client resyncs.
+pub const MAX_SYNC_ENTRIES: usize = 200;
+
+/// Who makes a change: a connection of the session (WebSocket), or a user holding
+/// a join token for it (REST, for changes too large for a WebSocket message).
+pub enum Author<'a> {
+    Connection(&'a str),
+    User(&'a User),
+}
+
+/// Decides, stores and broadcasts a change; the version it holds. A change resent
+/// under the same `changeId` gets its first version and is not sent again.
+pub async fn submit(
+    app: &App,
+    id: &SessionId,
+    author: &Author<'_>,
+    edit: &Edit,
+) -> Result<Version> {
+    match accept(app, id, author, edit).await? {
+        Accepted::Duplicate(version) => Ok(version),
+        Accepted::New(entry, members) => {
+            let skip = match author {
+                Author::Connection(connection_id) => Some(*connection_id),
+                Author::User(_) => None,
+            };
+            broadcast_change(app, &members, &entry, skip).await;
+            Ok(entry.version)
+        }
+    }
+}
+
+/// A change sent by a connection: into the session that connection is in.
+pub async fn submit_from_connection(
+    app: &App,
+    connection_id: &str,
+    edit: &Edit,
+) -> Result<Version> {
+    let id = session_of(app, connection_id).await?;
+    submit(app, &id, &Author::Connection(connection_id), edit).await
+}
+
+enum Accepted {
+    Duplicate(Version),
+    New(HistoryEntry, Box<SessionMembers>),
+}
+
+/// Decides a change on this instance's template of the session and stores it
+/// under the next version; on a lost race, catches up and tries again.
+async fn accept(app: &App, id: &SessionId, author: &Author<'_>, edit: &Edit) -> Result<Accepted> {
+    let slot = app.head_slot(id);
+    let mut cached = slot.lock().await;
+    for attempt in 0..VERSION_ATTEMPTS {
+        let now = app.now();
+        let head = match cached.as_mut() {
+            Some(head) => head,
+            None => cached.insert(load_head(app, id, now).await?),
+        };
+        let Some(catchup) = app.store.read_since(id, head.version, now).await? else {
+            *cached = None;
+            return Err(Error::session_not_found());
+        };
+        if let Err(e) = head.catch_up(&catchup.entries) {
+            *cached = None;
+            return Err(e);
+        }
+        let members = catchup.members;
+        let me = match author {
+            Author::Connection(connection_id) => {
+                present_self(&members, connection_id, now)?.user.clone()
+            }
+            Author::User(user) => (*user).clone(),
+        };
+        let older = if head.remembers_since(edit.base_version) {
+            Vec::new()
+        } else {
+            let behind = head.version.0.saturating_sub(edit.base_version.0) as usize;
+            app.store.history(id, edit.base_version, behind).await?
+        };
+        let locked_by = |element: &str| holder_other_than(&members, &me, element, now);
+        let accepted = match head.accept(edit, &me, locked_by, &older, now)? {
+            Outcome::Duplicate(version) => return Ok(Accepted::Duplicate(version)),
+            Outcome::Accepted(accepted) => accepted,
+        };
+        let entry = accepted.entry.clone();
+        match app.store.append_change(id, &entry).await {
+            Ok(AppendOutcome::Appended) => {
+                head.commit(accepted);
+                // Exactly one instance stores each version, so exactly one compacts
+                // at each multiple; a failed compaction is tried again 200 later
+                // rather than on every change.
+                let since_snapshot = head.version.0 - members.session.snapshot_version.0;
+                if since_snapshot > 0 && since_snapshot % COMPACT_EVERY == 0 {
+                    compact(app, id, head).await;
+                }
+                return Ok(Accepted::New(entry, Box::new(members)));
+            }
+            Ok(AppendOutcome::VersionTaken) => {
+                // Another instance took this version: catch up and decide again.
+                head.roll_back(accepted);
+                // Short waits: the winner's entry is readable at once.
+                backoff(attempt.min(3)).await;
+            }
+            Err(e) => {
+                head.roll_back(accepted);
+                return Err(match e.code {
+                    Code::Unavailable => e,
+                    _ => Error::new(Code::SyncFailed, e.detail),
+                });
+            }
+        }
+    }
+    Err(Error::unavailable(
+        "storing a change: the session kept changing; try again",
+    ))
+}
+
+/// The template at the newest stored snapshot and the log after it (a cold start).
+async fn load_head(app: &App, id: &SessionId, now: Timestamp) -> Result<Head> {
+    let state = app
+        .store
+        .read_session(id, now)
+        .await?
+        .ok_or_else(Error::session_not_found)?;
+    let mut head = Head::new(&state.snapshot, state.session.snapshot_version)?;
+    head.catch_up(&state.tail)?;
+    Ok(head)
+}
+
+/// Who holds `element`, when it is a present connection of another user.
+fn holder_other_than(
+    members: &SessionMembers,
+    me: &User,
+    element: &str,
+    now: Timestamp,
+) -> Option<User> {
+    members
+        .locks
+        .iter()
+        .find(|l| l.element == element && l.user.user_id != me.user_id)
+        .filter(|l| {
+            members
+                .connection(&l.connection_id)
+                .is_some_and(|c| c.is_present(now))
+        })
+        .map(|l| l.user.clone())
+}
+
+/// Rewrites the stored snapshot at the head's version. A failure costs nothing
+/// but a longer log to read: it is logged, and the next change tries again.
+async fn compact(app: &App, id: &SessionId, head: &Head) {
+    let result = match head.template() {
+        Ok(template) => app.store.write_snapshot(id, head.version, &template).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(outcome) => {
+            let moved = outcome == SnapshotOutcome::Stored;
+            tracing::info!(session = %id, version = %head.version, moved, "snapshot compacted")
+        }
+        Err(e) => {
+            tracing::warn!(session = %id, detail = %e.detail, "compacting the snapshot failed")
+        }
+    }
+}
+
+/// Sends a stored change to every present connection but `skip`, in parallel; one
+/// too large for a WebSocket message is announced instead, to be fetched with GET.
+/// Connections found gone are dropped.
+async fn broadcast_change(
+    app: &App,
+    members: &SessionMembers,
+    entry: &HistoryEntry,
+    skip: Option<&str>,
+) {
+    let now = app.now();
+    let mut message = ServerMessage::Change {
+        history_entry: entry,
+    }
+    .to_json();
+    if message.len() > MAX_MESSAGE_BYTES {
+        message = ServerMessage::Resync {
+            version: entry.version,
+        }
+        .to_json();
+    }
+    let targets: Vec<&str> = members
+        .present(now)
+        .map(|c| c.id.as_str())
+        .filter(|c| Some(*c) != skip)
+        .collect();
+    let gone = notify::broadcast(app.notifier.as_ref(), &targets, &message).await;
+    drop_gone(app, members, gone).await;
+}
+
+/// What a connection that missed the changes after `since` is sent: the
+/// `changes` message, or `resync` when there are too many to send (the client
+/// then reads the template with GET). The message as JSON.
+pub async fn changes_since(app: &App, connection_id: &str, since: Version) -> Result<String> {
+    let id = session_of(app, connection_id).await?;
+    let entries = app
+        .store
+        .history(&id, since, MAX_SYNC_ENTRIES + 1)
+        .await
+        .map_err(|e| match e.code {
+            Code::Unavailable => e,
+            _ => Error::new(Code::OpenFailed, e.detail),
+        })?;
+    let message = ServerMessage::Changes { entries: &entries }.to_json();
+    if entries.len() <= MAX_SYNC_ENTRIES && message.len() <= MAX_MESSAGE_BYTES {
+        return Ok(message);
+    }
+    let head = app.store.head_version(&id).await?.unwrap_or(since);
+    Ok(ServerMessage::Resync { version: head }.to_json())
+}

@@ -1,0 +1,89 @@
+//! Locks: one holder per row or module. Taking one is a conditional write in the
+//! store; the others are told (`LOCKED`, `UNLOCKED`), and connections found gone
+//! while telling them are dropped.
+
+use super::presence::{announce_lock, drop_gone};
+use super::{present_self, session_of};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::session::message::ChangeKind;
+use crate::session::{Lock, User};
+use crate::store::{LockOutcome, ReleaseOutcome};
+
+/// An element id as clients send it: a row's or module's uuid.
+fn check_target(target: &str) -> Result<()> {
+    if target.is_empty() || target.len() > 128 {
+        return Err(Error::malformed(format!(
+            "target: must be an element id of 1 to 128 bytes, is {}",
+            target.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Gives `target` to the connection unless another present connection holds it:
+/// `None` when granted, else the holder.
+pub async fn lock(app: &App, connection_id: &str, target: &str) -> Result<Option<User>> {
+    check_target(target)?;
+    let id = session_of(app, connection_id).await?;
+    let now = app.now();
+    let members = app
+        .store
+        .read_members(&id, now)
+        .await?
+        .ok_or_else(Error::session_not_found)?;
+    let me = present_self(&members, connection_id, now)?.clone();
+    let already_mine = members
+        .locks
+        .iter()
+        .any(|l| l.element == target && l.connection_id == connection_id);
+    let lock = Lock {
+        element: target.to_owned(),
+        connection_id: connection_id.to_owned(),
+        user: me.user.clone(),
+        since: now,
+    };
+    match app.store.take_lock(&members, &lock, now).await? {
+        LockOutcome::HeldBy(holder) => Ok(Some(holder.user)),
+        LockOutcome::Granted => {
+            if !already_mine {
+                let gone = announce_lock(
+                    app,
+                    &members,
+                    ChangeKind::Locked,
+                    &me.user,
+                    target,
+                    Some(connection_id),
+                )
+                .await;
+                drop_gone(app, &members, gone).await;
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Releases `target` if the connection holds it, and tells the others.
+pub async fn unlock(app: &App, connection_id: &str, target: &str) -> Result<()> {
+    check_target(target)?;
+    let id = session_of(app, connection_id).await?;
+    if app.store.release_lock(&id, target, connection_id).await? == ReleaseOutcome::NotHeld {
+        return Ok(());
+    }
+    let now = app.now();
+    if let Some(members) = app.store.read_members(&id, now).await?
+        && let Some(me) = members.connection(connection_id)
+    {
+        let gone = announce_lock(
+            app,
+            &members,
+            ChangeKind::Unlocked,
+            &me.user,
+            target,
+            Some(connection_id),
+        )
+        .await;
+        drop_gone(app, &members, gone).await;
+    }
+    Ok(())
+}
