@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coedit::api_key::{ApiKeyRecord, KeyHash, Plan};
-use coedit::clock::Timestamp;
+use coedit::clock::{Clock, Timestamp};
 use coedit::session::presence::{Departure, PRESENCE_CHECK_INTERVAL};
 use coedit::session::{Connection, HEARTBEAT_TIMEOUT, Lock, User};
 use coedit::session::{
@@ -46,8 +46,12 @@ fn tenant() -> TenantId {
     TenantId::parse("acme").unwrap()
 }
 
+/// The tests' "now": the real time at the start of the run. Not a fixed date:
+/// DynamoDB Local deletes items whose TTL has passed, as DynamoDB does, so a
+/// session created "in the past" would vanish while a test reads it.
 fn now() -> Timestamp {
-    Timestamp(1_795_428_000_000)
+    static START: std::sync::OnceLock<Timestamp> = std::sync::OnceLock::new();
+    *START.get_or_init(|| coedit::clock::SystemClock.now())
 }
 
 async fn is_absent(store: &Arc<dyn SessionStore>, id: &SessionId, at: Timestamp) -> bool {
@@ -443,12 +447,19 @@ fn user(n: usize) -> User {
     }
 }
 
+/// Connection `n` of a session. Unique across sessions, as API Gateway's are: DynamoDB
+/// keeps a transaction's idempotency token (made from the connection id) for ten
+/// minutes across tables.
+fn conn(id: &SessionId, n: usize) -> String {
+    format!("{n}-{id}")
+}
+
 fn seat(id: &SessionId, n: usize, max_editors: u32, at: Timestamp) -> Seat {
     Seat {
         session: id.clone(),
         tenant: tenant(),
         connection: Connection {
-            id: format!("conn-{n}="),
+            id: conn(id, n),
             user: user(n),
             connected_at: at,
             last_seen: at,
@@ -671,7 +682,7 @@ async fn a_lock_has_one_holder_however_many_race(store: TestStore) {
         let (store, m) = (store.clone(), m.clone());
         let lock = Lock {
             element: "module-1".into(),
-            connection_id: format!("conn-{n}="),
+            connection_id: conn(&id, n),
             user: user(n),
             since: now(),
         };
@@ -686,7 +697,7 @@ async fn a_lock_has_one_holder_however_many_race(store: TestStore) {
         }
     }
     assert_eq!(winners.len(), 1, "{winners:?}");
-    let winner = format!("conn-{}=", winners[0]);
+    let winner = conn(&id, winners[0]);
     assert!(
         holders_seen.iter().all(|h| *h == winner),
         "{holders_seen:?}"
@@ -696,7 +707,7 @@ async fn a_lock_has_one_holder_however_many_race(store: TestStore) {
     assert_eq!(locks[0].connection_id, winner);
 
     // Only the holder releases it.
-    let other = format!("conn-{}=", (winners[0] + 1) % 10);
+    let other = conn(&id, (winners[0] + 1) % 10);
     assert_eq!(
         store.release_lock(&id, "module-1", &other).await.unwrap(),
         ReleaseOutcome::NotHeld
