@@ -4,7 +4,6 @@
 //! version.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 
 use super::DynamoStore;
@@ -14,7 +13,7 @@ use super::items::{
     snapshot_size,
 };
 use super::keys;
-use super::requests::{Precondition, put, store_error};
+use super::requests::{Precondition, Transaction, failed_condition, put};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::session::{HistoryEntry, NewSession, SessionId, SessionState, Version};
@@ -44,38 +43,16 @@ impl SessionLogStore for DynamoStore {
             writes.push(put(&self.table, item, None)?);
         }
 
-        let out = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            // Makes the SDK's own retries of this transaction idempotent.
-            .client_request_token(id.as_str())
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await;
-        match out {
-            Ok(out) => {
-                self.meter.write(out.consumed_capacity());
-                Ok(())
+        // The session id makes the SDK's own retries of this transaction idempotent.
+        let token = Some(id.as_str().to_owned());
+        match self.transact(writes, token, "creating a session").await? {
+            Transaction::Done => Ok(()),
+            Transaction::Cancelled(reasons) if reasons.iter().any(failed_condition) => {
+                Err(Error::unexpected("a session with this id exists already"))
             }
-            Err(err) => {
-                let cancelled_by_condition = err
-                    .as_service_error()
-                    .and_then(|e| match e {
-                        TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
-                        _ => None,
-                    })
-                    .is_some_and(|e| {
-                        e.cancellation_reasons()
-                            .iter()
-                            .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                    });
-                if cancelled_by_condition {
-                    Err(Error::unexpected("a session with this id exists already"))
-                } else {
-                    Err(store_error("creating a session", err))
-                }
-            }
+            Transaction::Cancelled(_) => Err(Error::unavailable(
+                "creating a session: the store was busy; try again",
+            )),
         }
     }
 
