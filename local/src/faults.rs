@@ -327,3 +327,26 @@ impl Notifier for FaultyNotifier {
         self.inner.close(connection_id).await
     }
 }
+
+/// Holds each post back for a random 0 to `max`, so pushes to one connection
+/// overtake each other as posts from different function instances do on AWS: a
+/// client then sees a change before a lower version, or its own ack first.
+pub struct ReorderingNotifier {
+    pub inner: Arc<dyn Notifier>,
+    pub max: Duration,
+}
+
+#[async_trait]
+impl Notifier for ReorderingNotifier {
+    async fn post(&self, connection_id: &str, message: &str) -> Result<Delivery> {
+        let mut b = [0u8; 8];
+        let draw = getrandom::fill(&mut b).map_or(0, |()| u64::from_le_bytes(b));
+        let max_us = self.max.as_micros().max(1) as u64;
+        tokio::time::sleep(Duration::from_micros(draw % max_us)).await;
+        self.inner.post(connection_id, message).await
+    }
+
+    async fn close(&self, connection_id: &str) -> Result<Delivery> {
+        self.inner.close(connection_id).await
+    }
+}

@@ -42,6 +42,10 @@ struct Args {
     /// this share of pushes to connections, as DynamoDB and API Gateway can.
     #[arg(long, default_value_t = 0.0)]
     faults: f64,
+    /// Hold each push back a random 0 to this many milliseconds, so pushes to a
+    /// connection arrive out of order, as from several function instances on AWS.
+    #[arg(long, default_value_t = 0)]
+    reorder_pushes_ms: u64,
     /// Table to use (created from infra/template.yaml when missing).
     #[arg(long, default_value = "coedit-local")]
     table: String,
@@ -117,6 +121,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
     } else {
         (store, hub.clone())
+    };
+    let notifier: Arc<dyn coedit::notify::Notifier> = match args.reorder_pushes_ms {
+        0 => notifier,
+        ms => Arc::new(coedit_local::faults::ReorderingNotifier {
+            inner: notifier,
+            max: std::time::Duration::from_millis(ms),
+        }),
     };
     let app = Arc::new(App::new(config, store, notifier, Arc::new(SystemClock)));
     let functions: Arc<dyn coedit_local::functions::Functions> = match &args.functions {

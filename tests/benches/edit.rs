@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use coedit::clock::Timestamp;
-use coedit::session::change::{Edit, Head, Outcome};
+use coedit::session::change::{Author, Edit, Head, Outcome};
 use coedit::session::{Template, User, Version};
 use coedit_tests::*;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
@@ -55,7 +55,7 @@ fn edit(c: &mut Criterion) {
         )
         .unwrap();
         let Outcome::Accepted(a) = head
-            .accept(&missed, &user, |_| None, &[], Timestamp(0))
+            .accept(&missed, &by(&user, "other"), |_| None, &[], Timestamp(0))
             .unwrap()
         else {
             panic!()
@@ -73,7 +73,7 @@ fn edit(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("rebase-apply-diff", name), |b| {
             b.iter(|| {
                 let outcome = head
-                    .accept(&change, &user, |_| None, &[], Timestamp(0))
+                    .accept(&change, &by(&user, "me"), |_| None, &[], Timestamp(0))
                     .unwrap();
                 let Outcome::Accepted(a) = outcome else {
                     panic!()
@@ -91,3 +91,11 @@ fn edit(c: &mut Criterion) {
 
 criterion_group!(benches, edit);
 criterion_main!(benches);
+
+/// A change's author: `user` on connection `connection`.
+fn by<'a>(user: &'a User, connection: &'a str) -> Author<'a> {
+    Author {
+        user,
+        connection: Some(connection),
+    }
+}

@@ -2,6 +2,7 @@
 //! API Gateway HTTP API events, and the fixture templates from `tests/fixtures`.
 
 pub mod stack;
+pub mod versions;
 pub mod ws;
 
 use std::path::PathBuf;

@@ -27,6 +27,7 @@ both_stores!(
     a_change_too_large_for_a_message_goes_over_rest,
     a_connection_not_present_changes_nothing_and_is_closed,
     a_gone_connection_is_dropped_when_a_change_finds_it,
+    own_changes_acknowledged_before_lower_versions_never_conflict,
 );
 
 fn sid(id: &str) -> SessionId {
@@ -943,4 +944,80 @@ async fn a_gone_connection_is_dropped_when_a_change_finds_it(store: TestStore) {
         .unwrap();
     assert!(members.connection(&cid.id).is_none());
     assert_eq!(members.session.seats, 2);
+}
+
+/// Ann and Bob type in their own blocks. Ann's ack arrives before Bob's lower
+/// version reaches her, so her base (kept as the browser client keeps it) stays
+/// below her own change; her next keystrokes, in the same block, must not be
+/// refused. The same over REST for the user's own changes.
+async fn own_changes_acknowledged_before_lower_versions_never_conflict(store: TestStore) {
+    use coedit_tests::versions::VersionBook;
+    let t = TestApp::new(store).await;
+    let id = t
+        .create_session_from(&fixture("playground-template.json"))
+        .await;
+    let (template, _) = template_of(&t, &id).await;
+    let modules = module_paths(&template);
+    let mut ann = t.connect(&id, &user(1)).await;
+    let mut bob = t.connect(&id, &user(2)).await;
+    let text = |m: usize, value: &str| json!([{"op": "add", "path": format!("{}/typed", modules[m].0), "value": value}]);
+    let mut books = [VersionBook::new(1), VersionBook::new(1)];
+    let edit = |book: &mut VersionBook, change_id: &str, patch: Value| {
+        book.sent(change_id);
+        json!({"action": "edit", "changeId": change_id, "baseVersion": book.version(), "patch": patch})
+    };
+
+    for round in 0..5 {
+        // Bob's keystroke first; it reaches Ann only after her own ack.
+        let b = edit(
+            &mut books[1],
+            &format!("b{round}"),
+            text(1, &format!("b{round}")),
+        );
+        let acked = t.send(&bob, &b).await;
+        assert_eq!(acked["type"], "ack", "{acked}");
+        books[1].acked(acked["version"].as_u64().unwrap());
+        for k in 0..3 {
+            let a = edit(
+                &mut books[0],
+                &format!("a{round}-{k}"),
+                text(0, &format!("a{round}-{k}")),
+            );
+            let acked = t.send(&ann, &a).await;
+            assert_eq!(
+                acked["type"], "ack",
+                "round {round}, keystroke {k} on base {}: {acked}",
+                a["baseVersion"]
+            );
+            books[0].acked(acked["version"].as_u64().unwrap());
+        }
+        // Now Bob's change and Ann's arrive, in any order.
+        for (client, book) in [(&mut ann, 0), (&mut bob, 1)] {
+            for m in client.received().into_iter().rev() {
+                if m["type"] == "change" {
+                    books[book].received(&m["historyEntry"]);
+                }
+            }
+        }
+        assert!(!books[0].has_gap() && !books[1].has_gap());
+    }
+
+    // Over REST: Ann's own changes (any channel) are hers; Bob's is missed and merged.
+    let b = edit(&mut books[1], "b-last", text(1, "b-last"));
+    assert_eq!(t.send(&bob, &b).await["type"], "ack");
+    let token = t.join_token(&id, &user(1)).await;
+    let body = json!({"changeId": "a-rest", "baseVersion": books[0].version() - 1, "patch": text(0, "a-rest")});
+    let res = call(
+        &t.app,
+        coedit::handlers::post_change::handle,
+        Event::post_change(Some(&token), &id, serde_json::to_vec(&body).unwrap()),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+
+    let (server, version) = template_of(&t, &id).await;
+    assert_eq!(version, 5 * 4 + 1 + 2);
+    let at = |m: usize| &server.pointer(&modules[m].0).unwrap()["typed"];
+    assert_eq!(at(0), "a-rest");
+    assert_eq!(at(1), "b-last");
 }

@@ -8,7 +8,7 @@
 //! byte-identical, an accepted change replays to the same template elsewhere.
 
 use coedit::clock::Timestamp;
-use coedit::session::change::{Edit, Head, Outcome};
+use coedit::session::change::{Author, Edit, Head, Outcome};
 use coedit::session::message::ClientMessage;
 use coedit::session::{Template, User, Version};
 use proptest::prelude::*;
@@ -156,7 +156,7 @@ proptest! {
         // Changes by another user that the sender did not see.
         for (k, patch) in missed.iter().enumerate() {
             let Ok(edit) = Edit::new(format!("m{k}"), head.version.0, &Value::from(patch.clone()), String::new(), String::new()) else { continue };
-            if let Ok(Outcome::Accepted(a)) = head.accept(&edit, &user(2), |_| None, &[], Timestamp(0)) {
+            if let Ok(Outcome::Accepted(a)) = head.accept(&edit, &Author { user: &user(2), connection: Some("c2") }, |_| None, &[], Timestamp(0)) {
                 entries.push(a.entry.clone());
                 head.commit(a);
             }
@@ -174,7 +174,8 @@ proptest! {
             return Ok(());
         };
         let holder = |id: &str| (Some(id) == held.as_deref()).then(|| user(3));
-        match head.accept(&edit, &user(1), holder, &[], Timestamp(0)) {
+        let sender = user(1);
+        match head.accept(&edit, &Author { user: &sender, connection: Some("c1") }, holder, &[], Timestamp(0)) {
             Err(e) => {
                 prop_assert!([4001, 4009, 4013, 4023].contains(&e.code.number()), "{e:?}");
                 prop_assert_eq!(head.template().unwrap(), before, "a refused change changed the template");

@@ -290,6 +290,7 @@ fn entry(version: u64, change_id: &str, diff: Value) -> coedit::session::History
         kind: "t".into(),
         user_id: "u1".into(),
         diff: diff.as_array().cloned().unwrap_or_default(),
+        connection: Some(format!("conn-{change_id}")),
     }
 }
 
@@ -334,6 +335,10 @@ async fn the_log_takes_each_version_once_and_reads_back_in_order(store: TestStor
         .unwrap();
     let versions: Vec<u64> = since.entries.iter().map(|e| e.version.0).collect();
     assert_eq!(versions, [4, 5, 6]);
+    // The connection that made each change is kept beside it.
+    for e in &since.entries {
+        assert_eq!(e.connection, Some(format!("conn-{}", e.change_id)));
+    }
     assert_eq!(since.members.session.id, *id);
     assert!(
         store

@@ -12,7 +12,7 @@ use crate::error::{Code, Error, Result};
 use crate::session::SessionId;
 use crate::session::change::{Edit, MAX_ENTRY_BYTES};
 use crate::session::message::{EditMessage, ServerMessage};
-use crate::usecase::change::{Author, submit};
+use crate::usecase::change::{Sender, submit};
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     respond(post(app, &req).await)
@@ -42,7 +42,7 @@ async fn post(app: &App, req: &Request) -> Result<Response<Body>> {
         message.label,
         message.kind,
     )?;
-    let version = submit(app, &id, &Author::User(&grant.user), &edit).await?;
+    let version = submit(app, &id, &Sender::User(&grant.user), &edit).await?;
     let ack = ServerMessage::Ack {
         change_id: &edit.change_id,
         version,

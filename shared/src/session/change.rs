@@ -71,12 +71,34 @@ fn check(field: &str, text: &str, min: usize, max: usize) -> Result<()> {
     Ok(())
 }
 
-/// A change already in the log: its version, id and ops.
+/// Who makes a change. Their own changes in the log never count as missed: a
+/// sender's base may be below its own acknowledged changes (a lower version by
+/// someone else has not reached it yet), and its copy has them already.
+#[derive(Debug, Clone, Copy)]
+pub struct Author<'a> {
+    pub user: &'a User,
+    /// The WebSocket connection it comes from: its own changes are the ones that
+    /// connection made. `None` over REST: then they are all that user's.
+    pub connection: Option<&'a str>,
+}
+
+impl Author<'_> {
+    fn made(&self, connection: Option<&str>, user_id: &str) -> bool {
+        match self.connection {
+            Some(mine) => connection == Some(mine),
+            None => user_id == self.user.user_id,
+        }
+    }
+}
+
+/// A change already in the log: its version, id, ops and who made it.
 #[derive(Debug, Clone)]
 struct Recent {
     version: Version,
     change_id: String,
     ops: Vec<Op>,
+    connection: Option<String>,
+    user_id: String,
 }
 
 /// The template at a version, as a warm function keeps it between requests, with
@@ -88,8 +110,10 @@ pub struct Head {
     recent: VecDeque<Recent>,
 }
 
-/// What `accept` decided.
+/// What `accept` decided. Returned once per change and taken apart at once, so
+/// the size of `Accepted` costs nothing worth an allocation.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Outcome {
     /// Applied to the head; write `entry`, then `commit` (or `roll_back`).
     Accepted(Accepted),
@@ -136,7 +160,7 @@ impl Head {
                     entry.version
                 ))
             })?;
-            self.remember(entry.version, &entry.change_id, ops);
+            self.remember(entry, ops);
         }
         Ok(())
     }
@@ -145,15 +169,17 @@ impl Head {
         Template::from_value(&self.doc)
     }
 
-    fn remember(&mut self, version: Version, change_id: &str, ops: Vec<Op>) {
-        self.version = version;
+    fn remember(&mut self, entry: &HistoryEntry, ops: Vec<Op>) {
+        self.version = entry.version;
         if self.recent.len() == RECENT_CHANGES {
             self.recent.pop_front();
         }
         self.recent.push_back(Recent {
-            version,
-            change_id: change_id.to_owned(),
+            version: entry.version,
+            change_id: entry.change_id.clone(),
             ops,
+            connection: entry.connection.clone(),
+            user_id: entry.user_id.clone(),
         });
     }
 
@@ -168,14 +194,14 @@ impl Head {
     }
 
     /// Decides a change on this head: a resend of a logged change, or the change
-    /// rebased over what its sender missed and applied, unless it conflicts, touches
+    /// rebased over what its author missed and applied, unless it conflicts, touches
     /// an element `locked_by` names another holder for, or does not fit the
     /// template. On any refusal the head is as it was. `older` holds the logged
     /// entries after `edit.base_version` when `remembers_since` said it needs them.
     pub fn accept(
         &mut self,
         edit: &Edit,
-        user: &User,
+        author: &Author<'_>,
         locked_by: impl Fn(&str) -> Option<User>,
         older: &[HistoryEntry],
         now: Timestamp,
@@ -202,20 +228,40 @@ impl Head {
         if let Some(r) = self.recent.iter().find(|r| r.change_id == edit.change_id) {
             return Ok(Outcome::Duplicate(r.version));
         }
+        // What the author missed, as it applies to the author's copy: everyone
+        // else's changes after the base, each moved over the author's own changes
+        // that came after it (the author's copy has those already).
         let mut missed: Vec<Op> = Vec::new();
         if self.remembers_since(base) {
             for r in self.recent.iter().filter(|r| r.version > base) {
-                if r.change_id == edit.change_id {
-                    return Ok(Outcome::Duplicate(r.version));
+                let own = author.made(r.connection.as_deref(), &r.user_id);
+                if let Some(v) = fold_missed(
+                    &mut missed,
+                    edit,
+                    r.version,
+                    &r.change_id,
+                    &r.ops,
+                    own,
+                    &self.doc,
+                )? {
+                    return Ok(Outcome::Duplicate(v));
                 }
-                missed.extend(r.ops.iter().cloned());
             }
         } else {
             for e in older.iter().filter(|e| e.version > base) {
-                if e.change_id == edit.change_id {
-                    return Ok(Outcome::Duplicate(e.version));
+                let own = author.made(e.connection.as_deref(), &e.user_id);
+                let ops = stored_ops(e)?;
+                if let Some(v) = fold_missed(
+                    &mut missed,
+                    edit,
+                    e.version,
+                    &e.change_id,
+                    &ops,
+                    own,
+                    &self.doc,
+                )? {
+                    return Ok(Outcome::Duplicate(v));
                 }
-                missed.extend(stored_ops(e)?);
             }
         }
         let rebased = !missed.is_empty();
@@ -232,8 +278,9 @@ impl Head {
             change_id: edit.change_id.clone(),
             label: edit.label.clone(),
             kind: edit.kind.clone(),
-            user_id: user.user_id.clone(),
+            user_id: author.user.user_id.clone(),
             diff: patch::to_json(&applied.ops),
+            connection: author.connection.map(str::to_owned),
         };
         let size = serde_json::to_string(&entry).map_or(usize::MAX, |s| s.len());
         if size > MAX_ENTRY_BYTES {
@@ -324,7 +371,7 @@ impl Head {
     /// The accepted change was stored: it is now the head's newest version.
     pub fn commit(&mut self, accepted: Accepted) {
         let Accepted { entry, applied } = accepted;
-        self.remember(entry.version, &entry.change_id, applied.ops);
+        self.remember(&entry, applied.ops);
     }
 
     /// The accepted change could not be stored (another took its version): take
@@ -332,6 +379,39 @@ impl Head {
     pub fn roll_back(&mut self, accepted: Accepted) {
         patch::undo(&mut self.doc, accepted.applied);
     }
+}
+
+/// Adds one logged change to what an author missed: another's ops join it; the
+/// author's own move what was missed before them over them. `Some(version)` when
+/// the logged change is the edit itself (a resend).
+fn fold_missed(
+    missed: &mut Vec<Op>,
+    edit: &Edit,
+    version: Version,
+    change_id: &str,
+    ops: &[Op],
+    own: bool,
+    doc: &Value,
+) -> Result<Option<Version>> {
+    if change_id == edit.change_id {
+        return Ok(Some(version));
+    }
+    if !own {
+        missed.extend(ops.iter().cloned());
+        return Ok(None);
+    }
+    for op in ops {
+        patch::transform_missed(missed, op, doc).map_err(|c| {
+            Error::new(
+                Code::Conflict,
+                format!(
+                    "{}: {} (by a change you had not seen, before your change {version}); resync and redo",
+                    c.path, c.reason
+                ),
+            )
+        })?;
+    }
+    Ok(None)
 }
 
 fn stored_ops(entry: &HistoryEntry) -> Result<Vec<Op>> {

@@ -125,6 +125,11 @@ pub struct HistoryEntry {
     pub kind: String,
     pub user_id: String,
     pub diff: Vec<Value>,
+    /// The WebSocket connection that made the change (none for the first entry and
+    /// for changes over REST). Kept beside the entry in the store, never sent: it
+    /// tells a sender's own changes from the ones it missed.
+    #[serde(skip)]
+    pub connection: Option<String>,
 }
 
 /// A session's head record: who owns it, where its stored template snapshot
@@ -236,6 +241,7 @@ pub fn new_session(
         kind: "create".to_owned(),
         user_id: user_id.to_owned(),
         diff: Vec::new(),
+        connection: None,
     };
     NewSession {
         session,
@@ -346,6 +352,7 @@ mod tests {
             kind: "t".into(),
             user_id: "u".into(),
             diff: vec![],
+            connection: Some("c".into()),
         };
         let v = serde_json::to_value(&e).unwrap();
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();

@@ -10,7 +10,7 @@ use crate::app::App;
 use crate::clock::Timestamp;
 use crate::error::{Code, Error, Result};
 use crate::notify;
-use crate::session::change::{Edit, Head, Outcome};
+use crate::session::change::{Author, Edit, Head, Outcome};
 use crate::session::message::{MAX_MESSAGE_BYTES, ServerMessage};
 use crate::session::{HistoryEntry, SessionId, SessionMembers, User, Version};
 use crate::store::{AppendOutcome, SnapshotOutcome, backoff};
@@ -27,9 +27,9 @@ const VERSION_ATTEMPTS: usize = 100;
 /// Most entries one `changes` answer carries; further back, the client resyncs.
 pub const MAX_SYNC_ENTRIES: usize = 200;
 
-/// Who makes a change: a connection of the session (WebSocket), or a user holding
+/// Who sends a change: a connection of the session (WebSocket), or a user holding
 /// a join token for it (REST, for changes too large for a WebSocket message).
-pub enum Author<'a> {
+pub enum Sender<'a> {
     Connection(&'a str),
     User(&'a User),
 }
@@ -39,15 +39,15 @@ pub enum Author<'a> {
 pub async fn submit(
     app: &App,
     id: &SessionId,
-    author: &Author<'_>,
+    sender: &Sender<'_>,
     edit: &Edit,
 ) -> Result<Version> {
-    match accept(app, id, author, edit).await? {
+    match accept(app, id, sender, edit).await? {
         Accepted::Duplicate(version) => Ok(version),
         Accepted::New(entry, members) => {
-            let skip = match author {
-                Author::Connection(connection_id) => Some(*connection_id),
-                Author::User(_) => None,
+            let skip = match sender {
+                Sender::Connection(connection_id) => Some(*connection_id),
+                Sender::User(_) => None,
             };
             broadcast_change(app, &members, &entry, skip).await;
             Ok(entry.version)
@@ -62,7 +62,7 @@ pub async fn submit_from_connection(
     edit: &Edit,
 ) -> Result<Version> {
     let id = session_of(app, connection_id).await?;
-    submit(app, &id, &Author::Connection(connection_id), edit).await
+    submit(app, &id, &Sender::Connection(connection_id), edit).await
 }
 
 enum Accepted {
@@ -72,7 +72,7 @@ enum Accepted {
 
 /// Decides a change on this instance's template of the session and stores it
 /// under the next version; on a lost race, catches up and tries again.
-async fn accept(app: &App, id: &SessionId, author: &Author<'_>, edit: &Edit) -> Result<Accepted> {
+async fn accept(app: &App, id: &SessionId, sender: &Sender<'_>, edit: &Edit) -> Result<Accepted> {
     let slot = app.head_slot(id);
     let mut cached = slot.lock().await;
     for attempt in 0..VERSION_ATTEMPTS {
@@ -90,11 +90,16 @@ async fn accept(app: &App, id: &SessionId, author: &Author<'_>, edit: &Edit) -> 
             return Err(e);
         }
         let members = catchup.members;
-        let me = match author {
-            Author::Connection(connection_id) => {
-                present_self(&members, connection_id, now)?.user.clone()
-            }
-            Author::User(user) => (*user).clone(),
+        let (me, connection) = match sender {
+            Sender::Connection(connection_id) => (
+                present_self(&members, connection_id, now)?.user.clone(),
+                Some(*connection_id),
+            ),
+            Sender::User(user) => ((*user).clone(), None),
+        };
+        let author = Author {
+            user: &me,
+            connection,
         };
         let older = if head.remembers_since(edit.base_version) {
             Vec::new()
@@ -103,7 +108,7 @@ async fn accept(app: &App, id: &SessionId, author: &Author<'_>, edit: &Edit) -> 
             app.store.history(id, edit.base_version, behind).await?
         };
         let locked_by = |element: &str| holder_other_than(&members, &me, element, now);
-        let accepted = match head.accept(edit, &me, locked_by, &older, now)? {
+        let accepted = match head.accept(edit, &author, locked_by, &older, now)? {
             Outcome::Duplicate(version) => return Ok(Accepted::Duplicate(version)),
             Outcome::Accepted(accepted) => accepted,
         };

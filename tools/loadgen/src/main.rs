@@ -33,6 +33,10 @@ struct Args {
     /// The local stack binary (default: target/release/coedit-local, else target/debug/).
     #[arg(long, global = true)]
     stack: Option<String>,
+    /// Hold each push back a random 0 to this many ms, so clients see changes out
+    /// of order as they do on AWS (several function instances post at once).
+    #[arg(long, global = true, default_value_t = 0)]
+    reorder_pushes_ms: u64,
     /// Also write the results as JSON to this file.
     #[arg(long, global = true)]
     json: Option<String>,
@@ -49,7 +53,12 @@ enum Scenario {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let stack = run::Stack::start(args.stack.as_deref(), args.dynamodb_local).await?;
+    let stack = run::Stack::start(
+        args.stack.as_deref(),
+        args.dynamodb_local,
+        args.reorder_pushes_ms,
+    )
+    .await?;
     let store = if args.dynamodb_local {
         "dynamodb-local"
     } else {
@@ -68,9 +77,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
     let converged = report["converged"].as_bool().unwrap_or(true);
+    let refused = report["refused"].as_u64().unwrap_or(0);
     stack.stop().await;
     if !converged {
         return Err("the clients' copies differ from the server's template".into());
+    }
+    if refused > 0 {
+        return Err(format!("{refused} changes were refused: {}", report["refusals"]).into());
     }
     Ok(())
 }

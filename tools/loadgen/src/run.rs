@@ -1,12 +1,13 @@
 //! The scenarios, against a local stack started as a child process.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coedit::patch;
 use coedit_tests::stack::{Routes, Socket, next_message, open, socket_url};
+use coedit_tests::versions::VersionBook;
 use futures_util::SinkExt;
 use hyper::Method;
 use serde_json::{Value, json};
@@ -18,6 +19,8 @@ type Error = Box<dyn std::error::Error>;
 pub struct Stack {
     child: tokio::process::Child,
     pub routes: Routes,
+    /// Pushes held back a random 0 to this many ms (0: in order).
+    pub reorder_ms: u64,
 }
 
 impl Drop for Stack {
@@ -38,7 +41,11 @@ impl Stack {
         }
     }
 
-    pub async fn start(binary: Option<&str>, dynamodb_local: bool) -> Result<Stack, Error> {
+    pub async fn start(
+        binary: Option<&str>,
+        dynamodb_local: bool,
+        reorder_ms: u64,
+    ) -> Result<Stack, Error> {
         let binary = binary.map(str::to_owned).unwrap_or_else(|| {
             ["target/release/coedit-local", "target/debug/coedit-local"]
                 .into_iter()
@@ -51,6 +58,7 @@ impl Stack {
         if dynamodb_local {
             command.arg("--dynamodb-local");
         }
+        command.args(["--reorder-pushes-ms", &reorder_ms.to_string()]);
         let mut child = command
             .env("RUST_LOG", "warn")
             .env("AWS_REGION", "us-east-1")
@@ -83,6 +91,7 @@ impl Stack {
         Ok(Stack {
             child,
             routes: Routes::new(&base, &key),
+            reorder_ms,
         })
     }
 
@@ -126,6 +135,13 @@ impl Stack {
             .map_err(|status| format!("$connect answered {status}"))?;
         let connect_ms = t1.elapsed().as_secs_f64() * 1000.0;
         Ok(((socket, token), join_ms, connect_ms))
+    }
+}
+
+/// Applies a change's ops to a client's copy, as the page does.
+fn apply(copy: &mut Value, diff: &Value) {
+    if let Ok(ops) = patch::parse(diff) {
+        let _ = patch::apply(copy, &ops);
     }
 }
 
@@ -228,17 +244,35 @@ pub async fn edit_storm(stack: &Stack, clients: usize, seconds: u64) -> Result<V
         let path = format!("{}/loadgenText", modules[n]);
         let submitted = submitted.clone();
         let seen = seen.clone();
+        let mut copy = initial.clone();
         async move {
-            let mut version = 1u64;
+            // Versions kept as the browser client keeps them; the copy is what the
+            // page shows: our changes at once, the others' in version order.
+            let mut book = VersionBook::new(1);
             let mut acks = Vec::new();
-            let mut own: BTreeMap<u64, Value> = BTreeMap::new();
-            let mut received: BTreeMap<u64, Value> = BTreeMap::new();
-            let mut refused = 0usize;
+            let mut refused: Vec<Value> = Vec::new();
             let mut k = 0;
+            let heard = |m: &Value, book: &mut VersionBook, copy: &mut Value| {
+                let entries: Vec<&Value> = match m["type"].as_str() {
+                    Some("change") => vec![&m["historyEntry"]],
+                    Some("changes") => m["entries"].as_array().map(|e| e.iter().collect()).unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                for e in entries {
+                    if m["type"] == "change" {
+                        seen.lock().unwrap().entry(e["changeId"].as_str().unwrap_or_default().to_owned()).or_default().push(Instant::now());
+                    }
+                    for released in book.received(e) {
+                        apply(copy, &released["diff"]);
+                    }
+                }
+            };
             while Instant::now() < deadline {
                 let change_id = format!("c{n}-{k}");
                 let patch = json!([{"op": "add", "path": path, "value": format!("<p>Edit {k} by client {n}: {}</p>", "lorem ipsum ".repeat(15))}]);
-                let message = json!({"action": "edit", "changeId": change_id, "baseVersion": version, "patch": patch, "label": "Text", "type": "text"});
+                let message = json!({"action": "edit", "changeId": change_id, "baseVersion": book.version(), "patch": patch, "label": "Text", "type": "text"});
+                book.sent(&change_id);
+                apply(&mut copy, &patch);
                 let t0 = Instant::now();
                 submitted.lock().unwrap().insert(change_id.clone(), t0);
                 if socket.send(Message::text(message.to_string())).await.is_err() {
@@ -247,39 +281,37 @@ pub async fn edit_storm(stack: &Stack, clients: usize, seconds: u64) -> Result<V
                 loop {
                     let Some(m) = next_message(&mut socket, Duration::from_secs(30)).await else { return Err(format!("client {n}: no answer")) };
                     match m["type"].as_str() {
-                        Some("change") => {
-                            let e = &m["historyEntry"];
-                            let v = e["version"].as_u64().unwrap_or(0);
-                            seen.lock().unwrap().entry(e["changeId"].as_str().unwrap_or_default().to_owned()).or_default().push(Instant::now());
-                            received.insert(v, e["diff"].clone());
-                            version = version.max(v);
-                        }
                         Some("ack") if m["changeId"] == change_id.as_str() => {
                             acks.push(t0.elapsed().as_secs_f64() * 1000.0);
-                            let v = m["version"].as_u64().unwrap_or(0);
-                            own.insert(v, patch.clone());
-                            version = version.max(v);
+                            for released in book.acked(m["version"].as_u64().unwrap_or(0)) {
+                                apply(&mut copy, &released["diff"]);
+                            }
                             break;
                         }
-                        Some("error") => {
-                            refused += 1;
+                        Some("error") | Some("resync") => {
+                            refused.push(m);
                             break;
                         }
-                        _ => {}
+                        _ => heard(&m, &mut book, &mut copy),
                     }
+                }
+                // As the browser client does: a gap is asked for at once.
+                if book.has_gap() {
+                    let sync = json!({"action": "sync", "sinceVersion": book.version()});
+                    let _ = socket.send(Message::text(sync.to_string())).await;
                 }
                 k += 1;
             }
-            // The last changes of the others.
+            // The last changes of the others, and the answers to the last syncs.
             while let Some(m) = next_message(&mut socket, Duration::from_millis(1500)).await {
-                if m["type"] == "change" {
-                    let e = &m["historyEntry"];
-                    seen.lock().unwrap().entry(e["changeId"].as_str().unwrap_or_default().to_owned()).or_default().push(Instant::now());
-                    received.insert(e["version"].as_u64().unwrap_or(0), e["diff"].clone());
+                heard(&m, &mut book, &mut copy);
+                if book.has_gap() {
+                    let sync = json!({"action": "sync", "sinceVersion": book.version()});
+                    let _ = socket.send(Message::text(sync.to_string())).await;
                 }
             }
             let _ = socket.close(None).await;
-            Ok::<_, String>((acks, own, received, refused))
+            Ok::<_, String>((acks, copy, book.version(), refused))
         }
     });
     let results = futures_util::future::join_all(tasks).await;
@@ -307,23 +339,14 @@ pub async fn edit_storm(stack: &Stack, clients: usize, seconds: u64) -> Result<V
 
     let mut ack_ms = Vec::new();
     let mut acked = 0usize;
-    let mut refused = 0usize;
+    let mut refusals: Vec<Value> = Vec::new();
     let mut converged = true;
     for r in &results {
-        let (acks, own, received, n_refused) = r.as_ref().map_err(|e| e.clone())?;
+        let (acks, copy, version, refused) = r.as_ref().map_err(|e| e.clone())?;
         acked += acks.len();
-        refused += n_refused;
+        refusals.extend(refused.iter().cloned());
         ack_ms.extend(acks.iter().copied());
-        let mut copy = initial.clone();
-        let mut all: BTreeMap<u64, &Value> = received.iter().map(|(v, d)| (*v, d)).collect();
-        all.extend(own.iter().map(|(v, d)| (*v, d)));
-        let contiguous = all.keys().copied().eq(2..=head);
-        for diff in all.values() {
-            if let Ok(ops) = patch::parse(diff) {
-                let _ = patch::apply(&mut copy, &ops);
-            }
-        }
-        converged &= contiguous && copy == server;
+        converged &= *version == head && *copy == server;
     }
     let submitted = submitted.lock().unwrap();
     let remote_ms: Vec<f64> = seen
@@ -348,7 +371,8 @@ pub async fn edit_storm(stack: &Stack, clients: usize, seconds: u64) -> Result<V
         "templateBytes": initial.to_string().len(),
         "seconds": elapsed,
         "acked": acked,
-        "refused": refused,
+        "refused": refusals.len(),
+        "refusals": refusals.iter().take(5).cloned().collect::<Vec<_>>(),
         "editsPerSecond": acked as f64 / elapsed,
         "versions": head,
         "ackMs": latencies(ack_ms),
@@ -356,6 +380,7 @@ pub async fn edit_storm(stack: &Stack, clients: usize, seconds: u64) -> Result<V
         "serverCpuMsPerEdit": server_used["cpuMs"].as_f64().unwrap_or(0.0) / acked.max(1) as f64,
         "server": server_used,
         "converged": converged && head as usize == acked + 1,
+        "pushesReorderedUpToMs": stack.reorder_ms,
     }))
 }
 

@@ -31,8 +31,17 @@ fn nobody(_: &str) -> Option<User> {
     None
 }
 
+/// User 1 on connection `c1`.
 fn accept(h: &mut Head, e: &Edit) -> Result<Outcome> {
-    h.accept(e, &user(1), nobody, &[], Timestamp(0))
+    accept_from(h, e, &user(1), "c1")
+}
+
+fn accept_from(h: &mut Head, e: &Edit, user: &User, connection: &str) -> Result<Outcome> {
+    let author = Author {
+        user,
+        connection: Some(connection),
+    };
+    h.accept(e, &author, nobody, &[], Timestamp(0))
 }
 
 fn commit(h: &mut Head, e: &Edit) -> Version {
@@ -83,7 +92,14 @@ fn a_resent_change_is_recognised_by_its_id() {
 #[test]
 fn an_old_change_is_rebased_or_refused_as_a_conflict() {
     let mut h = head();
-    commit(
+    // Bob's changes, which Ann (connection c1) has not seen.
+    let by_bob = |h: &mut Head, e: &Edit| {
+        let Outcome::Accepted(a) = accept_from(h, e, &user(2), "bob").unwrap() else {
+            panic!()
+        };
+        h.commit(a);
+    };
+    by_bob(
         &mut h,
         &edit(
             "c1",
@@ -100,7 +116,7 @@ fn an_old_change_is_rebased_or_refused_as_a_conflict() {
         "/page/rows/2/columns/0/modules/0/text"
     );
     h.commit(a);
-    commit(
+    by_bob(
         &mut h,
         &edit("c3", 3, json!([{"op": "remove", "path": "/page/rows/1"}])),
     );
@@ -120,8 +136,12 @@ fn locked_elements_stop_the_whole_change() {
         {"op": "remove", "path": "/page/rows/1"}
     ]);
     let holder = |id: &str| (id == "m1").then(|| user(2));
+    let author = Author {
+        user: &user(1),
+        connection: Some("c1"),
+    };
     let e = h
-        .accept(&edit("c1", 1, patch), &user(1), holder, &[], Timestamp(0))
+        .accept(&edit("c1", 1, patch), &author, holder, &[], Timestamp(0))
         .unwrap_err();
     assert_eq!(e.code, Code::Locked);
     assert!(
@@ -212,4 +232,131 @@ fn catching_up_applies_stored_entries_in_order() {
     assert_eq!(reader.doc, writer.doc);
     let mut gap = head();
     assert!(gap.catch_up(&entries[1..]).is_err());
+}
+
+/// Ann types in row 0 while Bob types in row 1. Bob's change takes version 2,
+/// Ann's first keystroke version 3; Ann's ack arrives before Bob's change, so
+/// Ann's base stays 1 (the highest version with nothing missing below it). Her
+/// next keystroke replaces the same text on base 1: her own version 3 is not
+/// something she missed, and Bob's change is merged as usual.
+#[test]
+fn own_acknowledged_changes_above_the_base_never_conflict() {
+    let mut h = head();
+    let (ann, bob) = (user(1), user(2));
+    let Outcome::Accepted(b) =
+        accept_from(&mut h, &edit("b1", 1, text(1, "B")), &bob, "bob").unwrap()
+    else {
+        panic!()
+    };
+    h.commit(b);
+    let Outcome::Accepted(a) =
+        accept_from(&mut h, &edit("a1", 1, text(0, "A")), &ann, "ann").unwrap()
+    else {
+        panic!()
+    };
+    h.commit(a);
+    let Outcome::Accepted(a2) =
+        accept_from(&mut h, &edit("a2", 1, text(0, "AA")), &ann, "ann").unwrap()
+    else {
+        panic!("Ann's second keystroke was refused")
+    };
+    assert_eq!(a2.entry.version, Version(4));
+    assert_eq!(a2.entry.diff, text(0, "AA").as_array().unwrap().clone());
+    assert_eq!(a2.entry.connection.as_deref(), Some("ann"));
+    h.commit(a2);
+    assert_eq!(
+        h.doc["page"]["rows"][0]["columns"][0]["modules"][0]["text"],
+        "AA"
+    );
+    assert_eq!(
+        h.doc["page"]["rows"][1]["columns"][0]["modules"][0]["text"],
+        "B"
+    );
+
+    // The same change from Ann's other tab is someone else's as far as that tab
+    // knows: it did not see version 4, so it conflicts.
+    let e = accept_from(&mut h, &edit("t1", 1, text(0, "tab")), &ann, "ann-tab").unwrap_err();
+    assert_eq!(e.code, Code::Conflict);
+}
+
+/// Own changes that move things: Ann inserted a row at the top (version 3) after
+/// Bob's change to row 1 (version 2), which she had not seen. Her next change, on
+/// base 1, addresses rows as her copy has them (Bob's row 1 is her row 2); Bob's
+/// change is moved over her insert before hers is rebased over it.
+#[test]
+fn own_structural_changes_move_what_was_missed_under_them() {
+    let mut h = head();
+    let (ann, bob) = (user(1), user(2));
+    let b = edit("b1", 1, text(1, "B"));
+    let Outcome::Accepted(b) = accept_from(&mut h, &b, &bob, "bob").unwrap() else {
+        panic!()
+    };
+    h.commit(b);
+    let insert = edit(
+        "a1",
+        1,
+        json!([{"op": "add", "path": "/page/rows/0", "value": {"uuid": "top", "columns": [{"modules": [{"uuid": "mt", "text": ""}]}]}}]),
+    );
+    let Outcome::Accepted(a) = accept_from(&mut h, &insert, &ann, "ann").unwrap() else {
+        panic!()
+    };
+    h.commit(a);
+    // In Ann's copy: rows top, r0, r1. She edits r0 (her row 1) on base 1.
+    let Outcome::Accepted(a2) =
+        accept_from(&mut h, &edit("a2", 1, text(1, "A")), &ann, "ann").unwrap()
+    else {
+        panic!("refused")
+    };
+    assert_eq!(
+        a2.entry.diff[0]["path"],
+        "/page/rows/1/columns/0/modules/0/text"
+    );
+    h.commit(a2);
+    assert_eq!(h.doc["page"]["rows"][1]["uuid"], "r0");
+    assert_eq!(
+        h.doc["page"]["rows"][1]["columns"][0]["modules"][0]["text"],
+        "A"
+    );
+    assert_eq!(
+        h.doc["page"]["rows"][2]["columns"][0]["modules"][0]["text"],
+        "B"
+    );
+}
+
+/// Over REST the author is a user, not a connection: all that user's changes are
+/// their own.
+#[test]
+fn over_rest_a_users_own_changes_are_all_theirs() {
+    let mut h = head();
+    let (ann, bob) = (user(1), user(2));
+    let Outcome::Accepted(b) =
+        accept_from(&mut h, &edit("b1", 1, text(1, "B")), &bob, "bob").unwrap()
+    else {
+        panic!()
+    };
+    h.commit(b);
+    let Outcome::Accepted(a) =
+        accept_from(&mut h, &edit("a1", 1, text(0, "A")), &ann, "ann").unwrap()
+    else {
+        panic!()
+    };
+    h.commit(a);
+    let rest = Author {
+        user: &ann,
+        connection: None,
+    };
+    let Outcome::Accepted(a2) = h
+        .accept(
+            &edit("a2", 1, text(0, "AA")),
+            &rest,
+            nobody,
+            &[],
+            Timestamp(0),
+        )
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(a2.entry.connection, None);
+    assert_eq!(a2.entry.user_id, "u1");
 }

@@ -120,12 +120,20 @@ pub fn history_item(id: &SessionId, entry: &HistoryEntry) -> Result<Item> {
     let mut item = key(keys::session_pk(id), keys::history_sk(entry.version));
     item.insert("changeId".into(), s(&entry.change_id));
     item.insert("entry".into(), s(text));
+    if let Some(connection) = &entry.connection {
+        item.insert("connection".into(), s(connection));
+    }
     Ok(item)
 }
 
 pub fn history_from_item(item: &Item) -> Result<HistoryEntry> {
-    serde_json::from_str(string(item, "entry")?)
-        .map_err(|e| Error::unexpected(format!("a stored history entry does not parse: {e}")))
+    let mut entry: HistoryEntry = serde_json::from_str(string(item, "entry")?)
+        .map_err(|e| Error::unexpected(format!("a stored history entry does not parse: {e}")))?;
+    entry.connection = match item.get("connection") {
+        Some(AttributeValue::S(c)) => Some(c.clone()),
+        _ => None,
+    };
+    Ok(entry)
 }
 
 pub fn history_version(item: &Item) -> Result<Version> {
