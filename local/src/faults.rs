@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use coedit::api_key::{ApiKeyRecord, KeyHash};
 use coedit::clock::Timestamp;
 use coedit::notify::{Delivery, Notifier};
+use coedit::patch::Lockable;
 use coedit::session::presence::Departure;
 use coedit::session::{
     HistoryEntry, Lock, NewSession, SessionId, SessionMembers, SessionState, Template, Version,
@@ -243,10 +244,14 @@ impl LockStore for FaultyStore {
         &self,
         members: &SessionMembers,
         lock: &Lock,
+        target: &Lockable,
         now: Timestamp,
     ) -> Result<LockOutcome> {
-        self.run("taking a lock", self.inner.take_lock(members, lock, now))
-            .await
+        self.run(
+            "taking a lock",
+            self.inner.take_lock(members, lock, target, now),
+        )
+        .await
     }
     async fn release_lock(
         &self,

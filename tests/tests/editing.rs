@@ -28,6 +28,7 @@ both_stores!(
     a_connection_not_present_changes_nothing_and_is_closed,
     a_gone_connection_is_dropped_when_a_change_finds_it,
     own_changes_acknowledged_before_lower_versions_never_conflict,
+    one_lock_rule_for_locks_and_edits,
 );
 
 fn sid(id: &str) -> SessionId {
@@ -911,7 +912,8 @@ async fn a_connection_not_present_changes_nothing_and_is_closed(store: TestStore
     assert_eq!(told[0]["code"], 5300);
     assert!(ann.was_closed());
     assert_eq!(log_of(&t, &id).await.len(), 1);
-    let lock = json!({"action": "lock", "target": "anything"});
+    let (template, _) = template_of(&t, &id).await;
+    let lock = json!({"action": "lock", "target": template["page"]["rows"][0]["uuid"]});
     assert_eq!(t.send(&ann, &lock).await, Value::Null);
     assert_eq!(t.send(&bob, &lock).await["granted"], true);
 }
@@ -1020,4 +1022,116 @@ async fn own_changes_acknowledged_before_lower_versions_never_conflict(store: Te
     let at = |m: usize| &server.pointer(&modules[m].0).unwrap()["typed"];
     assert_eq!(at(0), "a-rest");
     assert_eq!(at(1), "b-last");
+}
+
+/// One user edits a row or a block at a time: a lock keeps other users off its
+/// element and what it overlaps (a row's modules, a module's row), never the
+/// holder's other tab; only rows and modules of the template are lockable; a
+/// connection holds at most 5; every lock goes with its holder.
+async fn one_lock_rule_for_locks_and_edits(store: TestStore) {
+    let t = TestApp::new(store).await;
+    let id = t
+        .create_session_from(&fixture("playground-template.json"))
+        .await;
+    let (template, _) = template_of(&t, &id).await;
+    let rows = template["page"]["rows"].as_array().unwrap();
+    let row_uuid = |r: usize| rows[r]["uuid"].as_str().unwrap().to_owned();
+    let modules = module_paths(&template);
+    let in_row = |r: usize| {
+        modules
+            .iter()
+            .filter(|(path, _)| path.starts_with(&format!("/page/rows/{r}/")))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let (row0, row0_modules) = (row_uuid(0), in_row(0));
+    let ann = t.connect(&id, &user(1)).await;
+    let ann_tab = t.connect(&id, &user(1)).await;
+    let bob = t.connect(&id, &user(2)).await;
+    let lock = |target: &str| json!({"action": "lock", "target": target});
+
+    // Not an element of the template: refused, saying so.
+    for target in [
+        "nothing-here",
+        template["page"]["rows"][0]["columns"][0]["uuid"]
+            .as_str()
+            .unwrap(),
+    ] {
+        let refused = t.send(&ann, &lock(target)).await;
+        assert_eq!(refused["code"], 4000, "{refused}");
+        assert!(
+            refused["detail"]
+                .as_str()
+                .unwrap()
+                .contains("no row or module"),
+            "{refused}"
+        );
+    }
+    // Ann holds row 0: Bob can take neither a module inside it nor change one.
+    assert_eq!(t.send(&ann, &lock(&row0)).await["granted"], true);
+    let (module_path, module_uuid) = row0_modules[0].clone();
+    let answer = t.send(&bob, &lock(&module_uuid)).await;
+    assert_eq!(
+        (
+            answer["granted"].clone(),
+            answer["heldBy"]["userId"].clone()
+        ),
+        (json!(false), json!(user(1).user_id)),
+        "{answer}"
+    );
+    let change = |who: &str, base: u64| {
+        edit(
+            who,
+            base,
+            json!([{"op": "add", "path": format!("{module_path}/n"), "value": who}]),
+        )
+    };
+    assert_eq!(t.send(&bob, &change("b1", 1)).await["code"], 4023);
+    // Ann's other tab is Ann: it edits inside her row and may take the row over.
+    assert_eq!(t.send(&ann_tab, &change("t1", 1)).await["type"], "ack");
+    assert_eq!(t.send(&ann_tab, &lock(&row0)).await["granted"], true);
+    // Bob holds a module of row 1: Ann cannot take row 1.
+    let (_, row1_module) = in_row(1)[0].clone();
+    assert_eq!(t.send(&bob, &lock(&row1_module)).await["granted"], true);
+    let answer = t.send(&ann, &lock(&row_uuid(1))).await;
+    assert_eq!(
+        (
+            answer["granted"].clone(),
+            answer["heldBy"]["userId"].clone()
+        ),
+        (json!(false), json!(user(2).user_id)),
+        "{answer}"
+    );
+
+    // At most five locks per connection.
+    let mut held = 1;
+    for r in 2..rows.len() {
+        let answer = t.send(&bob, &lock(&row_uuid(r))).await;
+        if held < 5 {
+            assert_eq!(answer["granted"], true, "{answer}");
+            held += 1;
+        } else {
+            assert_eq!(answer["code"], 4029, "{answer}");
+            break;
+        }
+    }
+    assert_eq!(held, 5);
+    // All five go when Bob leaves.
+    t.disconnect(&bob).await;
+    let members = t
+        .app
+        .store
+        .read_members(&sid(&id), t.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        members
+            .locks
+            .iter()
+            .all(|l| l.user.user_id != user(2).user_id),
+        "{:?}",
+        members.locks
+    );
+    assert_eq!(t.send(&ann, &lock(&row_uuid(1))).await["granted"], true);
 }

@@ -49,9 +49,17 @@ async fn take_lock(t: &TestApp, id: &str, lock: &coedit::session::Lock) -> LockO
     let members = members(t, id).await;
     t.app
         .store
-        .take_lock(&members, lock, t.clock.now())
+        .take_lock(&members, lock, &alone(&lock.element), t.clock.now())
         .await
         .unwrap()
+}
+
+/// An element that overlaps no other.
+fn alone(element: &str) -> coedit::patch::Lockable {
+    coedit::patch::Lockable {
+        id: element.to_owned(),
+        overlaps: Vec::new(),
+    }
 }
 
 async fn seats(t: &TestApp, id: &str) -> Option<u32> {

@@ -444,6 +444,14 @@ async fn snapshots_move_forward_and_reads_see_snapshot_plus_log(store: TestStore
     assert_eq!(store.history(id, Version(0), 100).await.unwrap().len(), 5);
 }
 
+/// An element that overlaps no other.
+fn alone(element: &str) -> coedit::patch::Lockable {
+    coedit::patch::Lockable {
+        id: element.to_owned(),
+        overlaps: Vec::new(),
+    }
+}
+
 fn user(n: usize) -> User {
     User {
         user_id: format!("u{n}"),
@@ -592,7 +600,10 @@ async fn leaving_gives_the_seat_back_with_the_locks_and_the_last_starts_the_coun
     };
     let m = members(&store, &id, now()).await;
     assert_eq!(
-        store.take_lock(&m, &lock, now()).await.unwrap(),
+        store
+            .take_lock(&m, &lock, &alone(&lock.element), now())
+            .await
+            .unwrap(),
         LockOutcome::Granted
     );
 
@@ -691,7 +702,15 @@ async fn a_lock_has_one_holder_however_many_race(store: TestStore) {
             user: user(n),
             since: now(),
         };
-        tokio::spawn(async move { (n, store.take_lock(&m, &lock, now()).await.unwrap()) })
+        tokio::spawn(async move {
+            (
+                n,
+                store
+                    .take_lock(&m, &lock, &alone(&lock.element), now())
+                    .await
+                    .unwrap(),
+            )
+        })
     });
     let mut winners = Vec::new();
     let mut holders_seen = Vec::new();
@@ -743,7 +762,7 @@ async fn a_lock_is_free_once_its_holder_is_not_present(store: TestStore) {
     let m = members(&store, &id, now()).await;
     assert_eq!(
         store
-            .take_lock(&m, &lock_for(&ann, now()), now())
+            .take_lock(&m, &lock_for(&ann, now()), &alone("row-1"), now())
             .await
             .unwrap(),
         LockOutcome::Granted
@@ -752,13 +771,13 @@ async fn a_lock_is_free_once_its_holder_is_not_present(store: TestStore) {
     let m = members(&store, &id, now()).await;
     assert_eq!(
         store
-            .take_lock(&m, &lock_for(&ann, now()), now())
+            .take_lock(&m, &lock_for(&ann, now()), &alone("row-1"), now())
             .await
             .unwrap(),
         LockOutcome::Granted
     );
     match store
-        .take_lock(&m, &lock_for(&bob, now()), now())
+        .take_lock(&m, &lock_for(&bob, now()), &alone("row-1"), now())
         .await
         .unwrap()
     {
@@ -774,7 +793,7 @@ async fn a_lock_is_free_once_its_holder_is_not_present(store: TestStore) {
     let m = members(&store, &id, later).await;
     assert_eq!(
         store
-            .take_lock(&m, &lock_for(&bob, later), later)
+            .take_lock(&m, &lock_for(&bob, later), &alone("row-1"), later)
             .await
             .unwrap(),
         LockOutcome::Granted

@@ -91,3 +91,80 @@ fn push_id(element: &Value, ids: &mut Vec<String>) {
         ids.push(id.to_owned());
     }
 }
+
+/// A row or a module of a template, with the elements a lock on it overlaps: a
+/// row's modules, or a module's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lockable {
+    pub id: String,
+    pub overlaps: Vec<String>,
+}
+
+/// The row or module of `doc` whose uuid is `id` (rows under `page.rows`, modules
+/// under their `columns[].modules`); `None` when there is none. Columns are not
+/// lockable: their uuids are not unique in real templates.
+pub fn find_lockable(doc: &Value, id: &str) -> Option<Lockable> {
+    let uuid = |v: &Value| v.get("uuid").and_then(Value::as_str).map(str::to_owned);
+    let rows = doc.pointer("/page/rows")?.as_array()?;
+    for row in rows {
+        let modules: Vec<String> = row
+            .get("columns")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("modules").and_then(Value::as_array))
+            .flatten()
+            .filter_map(uuid)
+            .collect();
+        let row_id = uuid(row);
+        if row_id.as_deref() == Some(id) {
+            return Some(Lockable {
+                id: id.to_owned(),
+                overlaps: modules,
+            });
+        }
+        if modules.iter().any(|m| m == id) {
+            return Some(Lockable {
+                id: id.to_owned(),
+                overlaps: row_id.into_iter().collect(),
+            });
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod lockable_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn rows_and_modules_are_found_with_what_they_overlap() {
+        let doc = json!({"page": {"rows": [
+            {"uuid": "r0", "columns": [{"uuid": "col", "modules": [{"uuid": "m0"}, {"uuid": "m1"}]}, {"uuid": "col", "modules": [{"uuid": "m2"}]}]},
+            {"uuid": "r1", "columns": []}
+        ]}});
+        assert_eq!(
+            find_lockable(&doc, "r0"),
+            Some(Lockable {
+                id: "r0".into(),
+                overlaps: vec!["m0".into(), "m1".into(), "m2".into()]
+            })
+        );
+        assert_eq!(
+            find_lockable(&doc, "m2"),
+            Some(Lockable {
+                id: "m2".into(),
+                overlaps: vec!["r0".into()]
+            })
+        );
+        assert_eq!(
+            find_lockable(&doc, "r1").unwrap().overlaps,
+            Vec::<String>::new()
+        );
+        assert_eq!(find_lockable(&doc, "col"), None);
+        assert_eq!(find_lockable(&doc, "nothing"), None);
+        assert_eq!(find_lockable(&json!({"page": {}}), "r0"), None);
+    }
+}

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::error::{Code, Error, Result};
 
 pub use apply::{Applied, Failure, apply, undo};
-pub use elements::touched_elements;
+pub use elements::{Lockable, find_lockable, touched_elements};
 pub use rebase::{Conflict, rebase, transform_missed};
 
 /// Most ops one change may carry; a real editor sends a handful.

@@ -3,6 +3,7 @@
 //! about DynamoDB or API Gateway.
 
 pub mod change;
+pub mod locks;
 pub mod message;
 pub mod presence;
 pub mod template;

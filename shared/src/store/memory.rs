@@ -17,6 +17,8 @@ use super::{
 use crate::api_key::{ApiKeyRecord, KeyHash};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
+use crate::patch::Lockable;
+use crate::session::locks::{self, LockDecision};
 use crate::session::presence::{self, Departure, PRESENCE_CHECK_INTERVAL};
 use crate::session::{
     Connection, HistoryEntry, Lock, NewSession, Session, SessionId, SessionMembers, SessionState,
@@ -52,6 +54,14 @@ struct StoredSession {
 impl StoredSession {
     fn live(&self, now: Timestamp) -> bool {
         !self.session.is_expired(now)
+    }
+
+    fn members(&self) -> SessionMembers {
+        SessionMembers {
+            session: self.session.clone(),
+            connections: self.connections.values().cloned().collect(),
+            locks: self.locks.values().cloned().collect(),
+        }
     }
 }
 
@@ -200,11 +210,7 @@ impl SessionLogStore for MemoryStore {
             .get(id)
             .filter(|s| s.live(now))
             .map(|s| Catchup {
-                members: SessionMembers {
-                    session: s.session.clone(),
-                    connections: s.connections.values().cloned().collect(),
-                    locks: s.locks.values().cloned().collect(),
-                },
+                members: s.members(),
                 entries: s
                     .history
                     .range(since.next()..)
@@ -268,11 +274,7 @@ impl PresenceStore for MemoryStore {
             .sessions
             .get(id)
             .filter(|s| s.live(now))
-            .map(|s| SessionMembers {
-                session: s.session.clone(),
-                connections: s.connections.values().cloned().collect(),
-                locks: s.locks.values().cloned().collect(),
-            }))
+            .map(StoredSession::members))
     }
 
     async fn join(&self, seat: &Seat) -> Result<JoinOutcome> {
@@ -361,24 +363,23 @@ impl LockStore for MemoryStore {
         &self,
         members: &SessionMembers,
         lock: &Lock,
+        target: &Lockable,
         now: Timestamp,
     ) -> Result<LockOutcome> {
         let mut inner = self.lock();
         let Some(stored) = inner.sessions.get_mut(&members.session.id) else {
             return Err(Error::session_not_found());
         };
-        if let Some(held) = stored.locks.get(&lock.element) {
-            let holder_present = stored
-                .connections
-                .get(&held.connection_id)
-                .is_some_and(|c| c.is_present(now));
-            if held.connection_id != lock.connection_id && holder_present {
-                return Ok(LockOutcome::HeldBy(held.clone()));
+        // Decided on the session as it is now: this store writes under one lock.
+        match locks::decide(&stored.members(), lock, target, now) {
+            LockDecision::HeldBy(held) => Ok(LockOutcome::HeldBy(held)),
+            LockDecision::Refused(e) => Err(e),
+            LockDecision::Take { .. } => {
+                stored.locks.insert(lock.element.clone(), lock.clone());
+                self.wrote();
+                Ok(LockOutcome::Granted)
             }
         }
-        stored.locks.insert(lock.element.clone(), lock.clone());
-        self.wrote();
-        Ok(LockOutcome::Granted)
     }
 
     async fn release_lock(

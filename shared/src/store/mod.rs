@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use crate::api_key::{ApiKeyRecord, KeyHash};
 use crate::clock::Timestamp;
 use crate::error::Result;
+use crate::patch::Lockable;
 use crate::session::presence::Departure;
 use crate::session::{
     Connection, HistoryEntry, Lock, NewSession, SessionId, SessionMembers, SessionState, Template,
@@ -128,12 +129,15 @@ pub trait PresenceStore: Send + Sync {
 /// Locks: one holder per element.
 #[async_trait]
 pub trait LockStore: Send + Sync {
-    /// Gives `lock.element` to `lock.connection_id` unless another present
-    /// connection holds it.
+    /// Gives `lock.element` (the template's `target`) to `lock.connection_id` as
+    /// `session::locks::decide` rules, on the members as stored when the write
+    /// lands (`members` is what the caller read; the store reads again when it
+    /// changed). A request over a limit is an error (4029).
     async fn take_lock(
         &self,
         members: &SessionMembers,
         lock: &Lock,
+        target: &Lockable,
         now: Timestamp,
     ) -> Result<LockOutcome>;
 

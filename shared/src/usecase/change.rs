@@ -11,6 +11,7 @@ use crate::clock::Timestamp;
 use crate::error::{Code, Error, Result};
 use crate::notify;
 use crate::session::change::{Author, Edit, Head, Outcome};
+use crate::session::locks;
 use crate::session::message::{MAX_MESSAGE_BYTES, ServerMessage};
 use crate::session::{HistoryEntry, SessionId, SessionMembers, User, Version};
 use crate::store::{AppendOutcome, SnapshotOutcome, backoff};
@@ -77,19 +78,7 @@ async fn accept(app: &App, id: &SessionId, sender: &Sender<'_>, edit: &Edit) -> 
     let mut cached = slot.lock().await;
     for attempt in 0..VERSION_ATTEMPTS {
         let now = app.now();
-        let head = match cached.as_mut() {
-            Some(head) => head,
-            None => cached.insert(load_head(app, id, now).await?),
-        };
-        let Some(catchup) = app.store.read_since(id, head.version, now).await? else {
-            *cached = None;
-            return Err(Error::session_not_found());
-        };
-        if let Err(e) = head.catch_up(&catchup.entries) {
-            *cached = None;
-            return Err(e);
-        }
-        let members = catchup.members;
+        let (head, members) = catch_up(app, id, &mut cached, now).await?;
         let (me, connection) = match sender {
             Sender::Connection(connection_id) => (
                 present_self(&members, connection_id, now)?.user.clone(),
@@ -107,7 +96,8 @@ async fn accept(app: &App, id: &SessionId, sender: &Sender<'_>, edit: &Edit) -> 
             let behind = head.version.0.saturating_sub(edit.base_version.0) as usize;
             app.store.history(id, edit.base_version, behind).await?
         };
-        let locked_by = |element: &str| holder_other_than(&members, &me, element, now);
+        let locked_by =
+            |element: &str| locks::blocking(&members, element, &me, now).map(|l| l.user.clone());
         let accepted = match head.accept(edit, &author, locked_by, &older, now)? {
             Outcome::Duplicate(version) => return Ok(Accepted::Duplicate(version)),
             Outcome::Accepted(accepted) => accepted,
@@ -145,6 +135,36 @@ async fn accept(app: &App, id: &SessionId, sender: &Sender<'_>, edit: &Edit) -> 
     ))
 }
 
+/// This instance's template of the session (`cached`), caught up with the log, and
+/// the session's members: one Query on a warm instance, whatever the template's size.
+pub(super) async fn catch_up<'h>(
+    app: &App,
+    id: &SessionId,
+    cached: &'h mut Option<Head>,
+    now: Timestamp,
+) -> Result<(&'h mut Head, SessionMembers)> {
+    if cached.is_none() {
+        *cached = Some(load_head(app, id, now).await?);
+    }
+    let version = cached.as_ref().map_or(Version::FIRST, |h| h.version);
+    let Some(caught) = app.store.read_since(id, version, now).await? else {
+        *cached = None;
+        return Err(Error::session_not_found());
+    };
+    let applied = cached
+        .as_mut()
+        .map_or(Ok(()), |head| head.catch_up(&caught.entries));
+    if let Err(e) = applied {
+        // This template and the log disagree: start again from the store next time.
+        *cached = None;
+        return Err(e);
+    }
+    let head = cached
+        .as_mut()
+        .ok_or_else(|| Error::unexpected("the session's template was not loaded"))?;
+    Ok((head, caught.members))
+}
+
 /// The template at the newest stored snapshot and the log after it (a cold start).
 async fn load_head(app: &App, id: &SessionId, now: Timestamp) -> Result<Head> {
     let state = app
@@ -155,25 +175,6 @@ async fn load_head(app: &App, id: &SessionId, now: Timestamp) -> Result<Head> {
     let mut head = Head::new(&state.snapshot, state.session.snapshot_version)?;
     head.catch_up(&state.tail)?;
     Ok(head)
-}
-
-/// Who holds `element`, when it is a present connection of another user.
-fn holder_other_than(
-    members: &SessionMembers,
-    me: &User,
-    element: &str,
-    now: Timestamp,
-) -> Option<User> {
-    members
-        .locks
-        .iter()
-        .find(|l| l.element == element && l.user.user_id != me.user_id)
-        .filter(|l| {
-            members
-                .connection(&l.connection_id)
-                .is_some_and(|c| c.is_present(now))
-        })
-        .map(|l| l.user.clone())
 }
 
 /// Rewrites the stored snapshot at the head's version. A failure costs nothing

@@ -3,9 +3,10 @@
 //! while telling them are dropped.
 
 use super::presence::{announce_lock, drop_gone};
-use super::{present_self, session_of};
+use super::{change, present_self, session_of};
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::patch::find_lockable;
 use crate::session::message::ChangeKind;
 use crate::session::{Lock, User};
 use crate::store::{LockOutcome, ReleaseOutcome};
@@ -21,18 +22,26 @@ fn check_target(target: &str) -> Result<()> {
     Ok(())
 }
 
-/// Gives `target` to the connection unless another present connection holds it:
-/// `None` when granted, else the holder.
+/// Gives `target` (a row or module uuid of the template as it is now) to the
+/// connection, as `session::locks` rules: `None` when granted, else the holder of
+/// it or of an element it overlaps.
 pub async fn lock(app: &App, connection_id: &str, target: &str) -> Result<Option<User>> {
     check_target(target)?;
     let id = session_of(app, connection_id).await?;
     let now = app.now();
-    let members = app
-        .store
-        .read_members(&id, now)
-        .await?
-        .ok_or_else(Error::session_not_found)?;
+    // The template as it is now: only its rows and modules can be locked.
+    let (members, lockable) = {
+        let slot = app.head_slot(&id);
+        let mut cached = slot.lock().await;
+        let (head, members) = change::catch_up(app, &id, &mut cached, now).await?;
+        (members, find_lockable(&head.doc, target))
+    };
     let me = present_self(&members, connection_id, now)?.clone();
+    let lockable = lockable.ok_or_else(|| {
+        Error::malformed(format!(
+            "target: no row or module of the template has the uuid '{target}'"
+        ))
+    })?;
     let already_mine = members
         .locks
         .iter()
@@ -43,7 +52,7 @@ pub async fn lock(app: &App, connection_id: &str, target: &str) -> Result<Option
         user: me.user.clone(),
         since: now,
     };
-    match app.store.take_lock(&members, &lock, now).await? {
+    match app.store.take_lock(&members, &lock, &lockable, now).await? {
         LockOutcome::HeldBy(holder) => Ok(Some(holder.user)),
         LockOutcome::Granted => {
             if !already_mine {

@@ -1,6 +1,6 @@
-//! Locks (`L#<element>`): one item per held element, taken with a put conditioned
-//! on what was read (nobody's, or a holder seen not present), released with a
-//! delete conditioned on the holder.
+//! Locks (`L#<element>`): one item per held element, taken as `session::locks`
+//! decides, with a put conditioned on what was read (nobody's, or the holder as
+//! read), released with a delete conditioned on the holder.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
@@ -11,6 +11,8 @@ use super::keys;
 use super::requests::Precondition;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
+use crate::patch::Lockable;
+use crate::session::locks::{self, LockDecision};
 use crate::session::{Lock, SessionId, SessionMembers};
 use crate::store::{LockOutcome, LockStore, PresenceStore, RACE_ATTEMPTS, ReleaseOutcome, backoff};
 
@@ -20,35 +22,28 @@ impl LockStore for DynamoStore {
         &self,
         members: &SessionMembers,
         lock: &Lock,
+        target: &Lockable,
         now: Timestamp,
     ) -> Result<LockOutcome> {
         let mut members = members.clone();
         for attempt in 0..RACE_ATTEMPTS {
-            let held = members
-                .locks
-                .iter()
-                .find(|l| l.element == lock.element)
-                .cloned();
-            if let Some(held) = &held {
-                let holder_present = members
-                    .connection(&held.connection_id)
-                    .is_some_and(|c| c.is_present(now));
-                if held.connection_id != lock.connection_id && holder_present {
-                    return Ok(LockOutcome::HeldBy(held.clone()));
-                }
-            }
+            let replacing = match locks::decide(&members, lock, target, now) {
+                LockDecision::HeldBy(held) => return Ok(LockOutcome::HeldBy(held)),
+                LockDecision::Refused(e) => return Err(e),
+                LockDecision::Take { replacing } => replacing,
+            };
             let request = self
                 .client
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(lock_item(&members.session.id, lock)))
                 .return_consumed_capacity(ReturnConsumedCapacity::Total);
-            // Only over what was read: nobody's, or the holder seen not present.
-            let request = match &held {
+            // Only over what was read: nobody's, or the holder as read.
+            let request = match &replacing {
                 None => request.condition_expression("attribute_not_exists(pk)"),
-                Some(h) => request
+                Some(holder) => request
                     .condition_expression("holder = :seen")
-                    .expression_attribute_values(":seen", s(&h.connection_id)),
+                    .expression_attribute_values(":seen", s(holder)),
             };
             if self.precondition(request.send().await, "taking a lock")? == Precondition::Held {
                 return Ok(LockOutcome::Granted);
