@@ -236,6 +236,10 @@ impl PresenceStore for FaultyStore {
         )
         .await
     }
+    async fn reclaim_seats(&self, id: &SessionId, now: Timestamp) -> Result<usize> {
+        self.run("reclaiming seats", self.inner.reclaim_seats(id, now))
+            .await
+    }
 }
 
 #[async_trait]

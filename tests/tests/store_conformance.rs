@@ -917,3 +917,68 @@ async fn the_sweep_finds_due_sessions_and_erases_whole(store: TestStore) {
         EraseOutcome::NotExpired
     );
 }
+
+/// A join or departure on DynamoDB is several writes; one that stops half-way
+/// (the function timed out or crashed) leaves a seat claimed without its
+/// connection. The sweeper gives such seats back once they are old enough not to
+/// belong to a join in flight, and the last one out still starts the countdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dynamodb_seats_left_half_taken_are_given_back() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use coedit::store::dynamo::keys;
+    let TestStore::Dynamo(dynamo) = TestStore::dynamo().await else {
+        unreachable!()
+    };
+    let store: Arc<dyn SessionStore> = dynamo.clone();
+    let id = session(&store).await;
+    let (ann, bob) = (seat(&id, 1, 5, now()), seat(&id, 2, 5, now()));
+    store.join(&ann).await.unwrap();
+    store.join(&bob).await.unwrap();
+    // A join that claimed its seat and died; Bob's departure that removed his
+    // connection and died before giving his seat back.
+    dynamo
+        .client()
+        .update_item()
+        .table_name(dynamo.table())
+        .key("pk", AttributeValue::S(keys::session_pk(&id)))
+        .key("sk", AttributeValue::S(keys::META.into()))
+        .update_expression("SET seated.#c = :t")
+        .expression_attribute_names("#c", conn(&id, 3))
+        .expression_attribute_values(":t", AttributeValue::N(now().millis().to_string()))
+        .send()
+        .await
+        .unwrap();
+    dynamo
+        .client()
+        .delete_item()
+        .table_name(dynamo.table())
+        .key("pk", AttributeValue::S(keys::session_pk(&id)))
+        .key(
+            "sk",
+            AttributeValue::S(keys::connection_sk(&bob.connection.id)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let m = members(&store, &id, now()).await;
+    assert_eq!((m.session.seats, m.connections.len()), (3, 1));
+    // Too young to tell from a join in flight: kept.
+    let soon = now().plus(Duration::from_secs(10));
+    assert_eq!(store.reclaim_seats(&id, soon).await.unwrap(), 0);
+    let later = now().plus(coedit::session::presence::SEAT_SETTLE);
+    assert_eq!(store.reclaim_seats(&id, later).await.unwrap(), 2);
+    assert_eq!(store.reclaim_seats(&id, later).await.unwrap(), 0);
+    let m = members(&store, &id, later).await;
+    assert_eq!(m.session.seats, 1);
+    // With the seats right, the limit holds again: four more fit under five.
+    for n in 4..8 {
+        assert_eq!(
+            store.join(&seat(&id, n, 5, later)).await.unwrap(),
+            JoinOutcome::Joined
+        );
+    }
+    assert_eq!(
+        store.join(&seat(&id, 8, 5, later)).await.unwrap(),
+        JoinOutcome::Full
+    );
+}

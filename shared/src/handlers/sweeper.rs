@@ -29,6 +29,8 @@ pub struct SweepReport {
     pub erased: usize,
     pub checked: usize,
     pub dropped: usize,
+    /// Seats given back that a join or departure left half-way.
+    pub reclaimed: usize,
     pub failed: usize,
 }
 
@@ -51,6 +53,7 @@ pub async fn run(app: &App) -> SweepReport {
                     report.erased += r.erased;
                     report.checked += r.checked;
                     report.dropped += r.dropped;
+                    report.reclaimed += r.reclaimed;
                 }
                 Err(e) => {
                     tracing::error!(detail = %e.detail, "sweeping a session failed");
@@ -79,6 +82,7 @@ async fn sweep(app: &App, task: &SweepTask) -> Result<SweepReport> {
         }
         SweepTask::CheckPresence(id) => {
             report.checked = 1;
+            report.reclaimed = app.store.reclaim_seats(id, now).await?;
             let Some(members) = app.store.read_members(id, now).await? else {
                 return Ok(report);
             };

@@ -72,6 +72,28 @@ pub fn after_departure(session: &Session, now: Timestamp) -> (u32, Option<Timest
     (seats, expires_at)
 }
 
+/// How long a seat may be claimed without its connection stored before it counts
+/// as leaked (the join or departure that held it stopped half-way): far longer
+/// than any function runs (they time out after 10 s).
+pub const SEAT_SETTLE: Duration = Duration::from_secs(30);
+
+/// The claimed seats (connection id, claimed at) that no stored connection holds
+/// and that were claimed before `SEAT_SETTLE` ago: the sweeper gives them back.
+/// A join in flight has claimed its seat but not stored its connection yet; it is
+/// never younger than that.
+pub fn leaked_seats<'a>(
+    claimed: &'a [(String, Timestamp)],
+    connections: &[Connection],
+    now: Timestamp,
+) -> Vec<&'a (String, Timestamp)> {
+    claimed
+        .iter()
+        .filter(|(id, at)| {
+            *at <= now.minus(SEAT_SETTLE) && !connections.iter().any(|c| &c.id == id)
+        })
+        .collect()
+}
+
 /// Whether one more connection fits under the plan's limit.
 pub fn has_free_seat(session: &Session, max_editors: u32) -> bool {
     session.seats < max_editors
@@ -80,6 +102,22 @@ pub fn has_free_seat(session: &Session, max_editors: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seat_is_leaked_only_without_its_connection_and_once_settled() {
+        let now = Timestamp(100_000);
+        let claimed = vec![
+            ("held".to_owned(), Timestamp(0)),
+            ("leaked".to_owned(), Timestamp(0)),
+            ("joining".to_owned(), now.minus(Duration::from_secs(5))),
+        ];
+        let connections = [connection("held", 99_000)];
+        let leaked: Vec<&str> = leaked_seats(&claimed, &connections, now)
+            .into_iter()
+            .map(|(id, _)| id.as_str())
+            .collect();
+        assert_eq!(leaked, ["leaked"]);
+    }
     use crate::session::{SessionId, TenantId, Version};
 
     fn session(seats: u32) -> Session {

@@ -96,10 +96,11 @@ pub trait PresenceStore: Send + Sync {
     /// the template. `None` when the session does not exist or has expired.
     async fn read_members(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionMembers>>;
 
-    /// Takes a seat for a new connection, in one atomic write: only if the session
-    /// exists, belongs to the tenant, has not expired and has a free seat. Clears the
-    /// session's pending expiry. Never more seats than `max_editors`, however many
-    /// race.
+    /// Takes a seat for a new connection: only if the session exists, belongs to
+    /// the tenant, has not expired and has a free seat, decided by one conditional
+    /// write of the session's head (never a transaction over it), then stores the
+    /// connection. Clears the session's pending expiry. Never more seats than
+    /// `max_editors`, however many race.
     async fn join(&self, seat: &Seat) -> Result<JoinOutcome>;
 
     /// The session a connection is in, if it is still stored.
@@ -114,9 +115,9 @@ pub trait PresenceStore: Send + Sync {
         now: Timestamp,
     ) -> Result<TouchOutcome>;
 
-    /// Removes a connection with its locks and gives its seat back, atomically; the
-    /// last one out starts the session's countdown to erasure. `members` is what
-    /// the caller read last; the store reads again if it changed since.
+    /// Removes a connection (one conditional write decides who removes it), then
+    /// its locks (those `members` lists) and its seat; the last one out starts the
+    /// session's countdown to erasure.
     async fn leave(
         &self,
         members: &SessionMembers,
@@ -124,6 +125,10 @@ pub trait PresenceStore: Send + Sync {
         departure: Departure,
         now: Timestamp,
     ) -> Result<LeaveOutcome>;
+
+    /// Gives back seats that a join or departure stopped half-way left claimed
+    /// without their connection (`session::presence::leaked_seats`); how many.
+    async fn reclaim_seats(&self, id: &SessionId, now: Timestamp) -> Result<usize>;
 }
 
 /// Locks: one holder per element.

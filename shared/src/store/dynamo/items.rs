@@ -74,7 +74,8 @@ pub fn meta_item(session: &Session, snapshot_parts: usize, snapshot_bytes: usize
         ("snapParts".into(), n(snapshot_parts)),
         ("snapBytes".into(), n(snapshot_bytes)),
         ("createdAt".into(), n(session.created_at.millis())),
-        ("seats".into(), n(0)),
+        // Connection id -> when its seat was claimed; its size is the seat count.
+        ("seated".into(), AttributeValue::M(Item::new())),
     ]);
     if let Some(at) = session.expires_at {
         item.insert("expiresAt".into(), n(at.millis()));
@@ -97,8 +98,28 @@ pub fn session_from_meta(id: &SessionId, meta: &Item) -> Result<Session> {
         snapshot_version: Version(number(meta, "snapVersion")?),
         created_at: Timestamp(number(meta, "createdAt")? as i64),
         expires_at: optional_number(meta, "expiresAt")?.map(|v| Timestamp(v as i64)),
-        seats: optional_number(meta, "seats")?.unwrap_or(0) as u32,
+        seats: seated(meta)?.len() as u32,
     })
+}
+
+/// The seats claimed in a session's head: connection id and when.
+pub fn seated(meta: &Item) -> Result<Vec<(String, Timestamp)>> {
+    match meta.get("seated") {
+        None => Ok(Vec::new()),
+        Some(AttributeValue::M(m)) => m
+            .iter()
+            .map(|(id, at)| match at {
+                AttributeValue::N(v) => v
+                    .parse()
+                    .map(|ms| (id.clone(), Timestamp(ms)))
+                    .map_err(|_| Error::unexpected("a stored seat's time is not a number")),
+                _ => Err(Error::unexpected("a stored seat's time is not a number")),
+            })
+            .collect(),
+        Some(_) => Err(Error::unexpected(
+            "the stored attribute 'seated' is not a map",
+        )),
+    }
 }
 
 /// The head among a Query's items.

@@ -1,32 +1,35 @@
 //! Presence: seats, connections (`C#<connId>`), their reverse lookup
 //! (`CONN#<connId>`), heartbeats and departures.
 //!
-//! META's `seats` counts the session's stored connections; every write that adds or
-//! removes a connection changes it in the same transaction, under a condition, so
-//! the count is exact and the plan's limit holds however many race.
+//! A seat is an entry of META's `seated` map (connection id -> when claimed). A
+//! join claims one with a single conditional update of META (`size(seated) <
+//! limit`), then stores its connection items; a departure removes its connection
+//! first (that write decides who departs), then its locks and its seat. No
+//! transaction holds the session's head, so simultaneous joins do not queue on it.
+//! A join or departure that stops half-way leaves a seat claimed without its
+//! connection; the sweeper gives such seats back (`reclaim_seats`). Removing an
+//! entry is idempotent, so a seat is never given back twice.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
+use futures_util::future::join_all;
 
 use super::DynamoStore;
 use super::items::{
-    Item, connection_item, connection_lookup_item, key, members_from_items, n, s,
+    Item, connection_item, connection_lookup_item, find_meta, members_from_items, n, s, seated,
     session_from_meta, session_of_lookup,
 };
 use super::keys::{self, SweepKind};
-use super::requests::{Precondition, Transaction, Write, conflicted, failed_condition, put};
+use super::requests::{Precondition, store_error};
 use crate::clock::Timestamp;
-use crate::error::{Code, Error, Result};
+use crate::error::{Error, Result};
+use crate::session::EMPTY_SESSION_LIFETIME;
 use crate::session::presence::{self, Departure, PRESENCE_CHECK_INTERVAL};
 use crate::session::{SessionId, SessionMembers};
-use crate::store::{
-    JoinOutcome, LeaveOutcome, PresenceStore, RACE_ATTEMPTS, Seat, TouchOutcome, backoff,
-};
-
-/// Most locks released in the same transaction as their holder's departure
-/// (transactions take 100 items). Locks beyond stay behind, held by a connection
-/// that is not present, which `take_lock` treats as free.
-const LOCKS_PER_DEPARTURE: usize = 90;
+use crate::store::{JoinOutcome, LeaveOutcome, PresenceStore, Seat, TouchOutcome};
 
 #[async_trait]
 impl PresenceStore for DynamoStore {
@@ -46,65 +49,88 @@ impl PresenceStore for DynamoStore {
     }
 
     async fn join(&self, seat: &Seat) -> Result<JoinOutcome> {
-        let pk = keys::session_pk(&seat.session);
+        let id = &seat.session;
         let c = &seat.connection;
         let check_at = seat.now.plus(PRESENCE_CHECK_INTERVAL);
-        let connection = connection_item(&seat.session, c);
-        let lookup = connection_lookup_item(&c.id, &seat.session);
-
-        for attempt in 0..RACE_ATTEMPTS {
-            let writes = vec![
-                Write::new(key(pk.as_str(), keys::META))
-                    .update(
-                        "SET seats = seats + :one, sweepShard = :shard, sweepAt = :check \
-                         REMOVE expiresAt, #ttl",
-                    )
-                    .condition(
-                        "attribute_exists(pk) AND tenant = :tenant AND seats < :max \
-                         AND (attribute_not_exists(expiresAt) OR expiresAt > :now)",
-                    )
-                    .value(":one", n(1))
-                    .value(
-                        ":shard",
-                        s(keys::sweep_shard(SweepKind::CheckPresence, &seat.session)),
-                    )
-                    .value(":check", n(check_at.millis()))
-                    .value(":tenant", s(seat.tenant.as_str()))
-                    .value(":max", n(seat.max_editors))
-                    .value(":now", n(seat.now.millis()))
-                    .old_on_failure()
-                    .build(&self.table)?,
-                put(
-                    &self.table,
-                    connection.clone(),
-                    Some("attribute_not_exists(pk)"),
-                )?,
-                put(&self.table, lookup.clone(), None)?,
-            ];
-            // Makes the SDK's own retries of one attempt idempotent (at most 36 chars).
-            let token: String = format!("j{attempt}-{}", c.id).chars().take(36).collect();
-            match self.transact(writes, Some(token), "taking a seat").await? {
-                Transaction::Done => return Ok(JoinOutcome::Joined),
-                Transaction::Cancelled(reasons) => {
-                    if reasons.get(1).is_some_and(failed_condition) {
-                        return Err(Error::unexpected(
-                            "this connection id is in the session already",
-                        ));
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::session_pk(id)))
+            .key("sk", s(keys::META))
+            .update_expression(
+                "SET seated.#c = :now, sweepShard = :shard, sweepAt = :check REMOVE expiresAt, #ttl",
+            )
+            .condition_expression(
+                "attribute_exists(pk) AND tenant = :tenant AND size(seated) < :max \
+                 AND attribute_not_exists(seated.#c) \
+                 AND (attribute_not_exists(expiresAt) OR expiresAt > :now)",
+            )
+            .expression_attribute_names("#c", &c.id)
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":now", n(seat.now.millis()))
+            .expression_attribute_values(":shard", s(keys::sweep_shard(SweepKind::CheckPresence, id)))
+            .expression_attribute_values(":check", n(check_at.millis()))
+            .expression_attribute_values(":tenant", s(seat.tenant.as_str()))
+            .expression_attribute_values(":max", n(seat.max_editors))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        match claimed {
+            Ok(out) => self.meter.write(out.consumed_capacity()),
+            Err(e) => {
+                let refused = match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(f)) => {
+                        Some(f.item().cloned())
                     }
-                    if let Some(meta) = reasons.first().filter(|r| failed_condition(r)) {
-                        return Ok(why_no_seat(seat, meta.item()));
-                    }
-                    if !conflicted(&reasons) {
-                        return Err(Error::unexpected("taking a seat was refused"));
-                    }
-                    backoff(attempt).await;
-                }
+                    _ => None,
+                };
+                let Some(old) = refused else {
+                    return Err(store_error("taking a seat", e));
+                };
+                self.meter.write(&[]);
+                return why_no_seat(seat, old.as_ref());
             }
         }
-        Err(Error::new(
-            Code::OpenFailed,
-            "the session was too busy to take a seat; try again",
-        ))
+        // The seat is ours: now the connection and its reverse lookup.
+        let stored = futures_util::join!(
+            async {
+                let out = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(connection_item(id, c)))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await;
+                self.precondition(out, "storing a connection")
+            },
+            async {
+                let out = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(connection_lookup_item(&c.id, id)))
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                    .send()
+                    .await;
+                self.precondition(out, "storing a connection")
+            }
+        );
+        let failed = match stored {
+            (Ok(Precondition::Held), Ok(_)) => return Ok(JoinOutcome::Joined),
+            (Ok(Precondition::Failed), _) => {
+                Error::unexpected("this connection id is in the session already")
+            }
+            (Err(e), _) | (_, Err(e)) => e,
+        };
+        // Give the seat back; if that fails too, the sweeper will.
+        if let Err(e) = self.give_back_seat(id, &c.id, None, seat.now).await {
+            tracing::warn!(detail = %e.detail, "giving back a seat failed");
+        }
+        Err(failed)
     }
 
     async fn find_connection(&self, connection_id: &str) -> Result<Option<SessionId>> {
@@ -153,102 +179,186 @@ impl PresenceStore for DynamoStore {
         departure: Departure,
         now: Timestamp,
     ) -> Result<LeaveOutcome> {
-        let pk = keys::session_pk(&members.session.id);
-        let mut members = members.clone();
-        for attempt in 0..RACE_ATTEMPTS {
-            let Some(leaving) = members.connection(connection_id).cloned() else {
-                return Ok(LeaveOutcome::NotThere);
-            };
-            if departure == Departure::Stale && leaving.is_present(now) {
-                return Ok(LeaveOutcome::NotThere);
-            }
-            let (seats, expires_at) = presence::after_departure(&members.session, now);
-            let cutoff = presence::presence_cutoff(now);
-            let own = key(pk.as_str(), keys::connection_sk(connection_id));
-
-            let mut writes = vec![
-                match departure {
-                    Departure::Left => Write::new(own).condition("attribute_exists(pk)"),
-                    Departure::Stale => Write::new(own)
-                        .condition("lastSeen <= :cutoff")
-                        .value(":cutoff", n(cutoff.millis())),
-                }
-                .build(&self.table)?,
-            ];
-            writes.push(
-                Write::new(key(
-                    keys::connection_pk(connection_id),
-                    keys::CONNECTION_LOOKUP,
-                ))
-                .build(&self.table)?,
-            );
-            for lock in members
-                .locks_held_by(connection_id)
-                .take(LOCKS_PER_DEPARTURE)
-            {
-                writes.push(
-                    Write::new(key(pk.as_str(), keys::lock_sk(&lock.element)))
-                        .condition("holder = :me")
-                        .value(":me", s(connection_id))
-                        .build(&self.table)?,
-                );
-            }
-            let meta = Write::new(key(pk.as_str(), keys::META)).value(":one", n(1));
-            let meta = match expires_at {
-                // The last one out: the session now waits to be erased.
-                Some(at) => meta
-                    .update(
-                        "SET seats = :zero, expiresAt = :at, #ttl = :ttl, \
-                         sweepShard = :shard, sweepAt = :at",
-                    )
-                    .condition("seats = :one")
-                    .value(":zero", n(seats))
-                    .value(":at", n(at.millis()))
-                    .value(":ttl", n(at.epoch_seconds_ceil()))
-                    .value(
-                        ":shard",
-                        s(keys::sweep_shard(SweepKind::Erase, &members.session.id)),
-                    ),
-                None => meta
-                    .update("SET seats = seats - :one")
-                    .condition("seats > :one"),
-            };
-            writes.push(meta.build(&self.table)?);
-
-            match self.transact(writes, None, "removing a connection").await? {
-                Transaction::Done => return Ok(LeaveOutcome::Left(leaving)),
-                Transaction::Cancelled(reasons) => {
-                    // Gone already, or (stale departure) it pinged just in time.
-                    if reasons.first().is_some_and(failed_condition) {
-                        return Ok(LeaveOutcome::NotThere);
-                    }
-                    // The seat count or a lock changed since `members` was read.
-                    if !conflicted(&reasons) && !reasons.iter().any(failed_condition) {
-                        return Err(Error::unexpected("removing a connection was refused"));
-                    }
-                    backoff(attempt).await;
-                    match self.read_members(&members.session.id, now).await? {
-                        Some(fresh) => members = fresh,
-                        None => return Ok(LeaveOutcome::NotThere),
-                    }
-                }
+        let id = &members.session.id;
+        let Some(leaving) = members.connection(connection_id).cloned() else {
+            return Ok(LeaveOutcome::NotThere);
+        };
+        if departure == Departure::Stale && leaving.is_present(now) {
+            return Ok(LeaveOutcome::NotThere);
+        }
+        // The connection first: this write decides who removes it, once.
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::session_pk(id)))
+            .key("sk", s(keys::connection_sk(connection_id)))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let delete = match departure {
+            Departure::Left => delete.condition_expression("attribute_exists(pk)"),
+            // A stale connection that pinged just in time stays.
+            Departure::Stale => delete
+                .condition_expression("lastSeen <= :cutoff")
+                .expression_attribute_values(":cutoff", n(presence::presence_cutoff(now).millis())),
+        };
+        if self.precondition(delete.send().await, "removing a connection")? == Precondition::Failed
+        {
+            return Ok(LeaveOutcome::NotThere);
+        }
+        // Then what it held. A failure here leaves a lock that is free anyway (its
+        // holder is not present) or a seat the sweeper gives back.
+        let lookup = async {
+            let out = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(keys::connection_pk(connection_id)))
+                .key("sk", s(keys::CONNECTION_LOOKUP))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            self.precondition(out, "removing a connection").map(|_| ())
+        };
+        let locks = members.locks_held_by(connection_id).map(|lock| async move {
+            let out = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(keys::session_pk(id)))
+                .key("sk", s(keys::lock_sk(&lock.element)))
+                .condition_expression("holder = :me")
+                .expression_attribute_values(":me", s(connection_id))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            self.precondition(out, "releasing a lock").map(|_| ())
+        });
+        let seat = async {
+            self.give_back_seat(id, connection_id, None, now)
+                .await
+                .map(|_| ())
+        };
+        let (lookup, locks, seat) = futures_util::join!(lookup, join_all(locks), seat);
+        for result in std::iter::once(lookup)
+            .chain(locks)
+            .chain(std::iter::once(seat))
+        {
+            if let Err(e) = result {
+                tracing::warn!(detail = %e.detail, "cleaning up after a departure failed");
             }
         }
-        Err(Error::unavailable(
-            "removing a connection: the session kept changing; try again",
-        ))
+        Ok(LeaveOutcome::Left(leaving))
+    }
+
+    async fn reclaim_seats(&self, id: &SessionId, now: Timestamp) -> Result<usize> {
+        let items = self
+            .query_range(
+                &keys::session_pk(id),
+                keys::MEMBERS_START,
+                keys::META,
+                None,
+                "reading a session's seats",
+            )
+            .await?;
+        let Some(members) = members_from_items(id, &items, now)? else {
+            return Ok(0);
+        };
+        let claimed = find_meta(&items)
+            .map(seated)
+            .transpose()?
+            .unwrap_or_default();
+        let mut given = 0;
+        for (connection, at) in presence::leaked_seats(&claimed, &members.connections, now) {
+            if self.give_back_seat(id, connection, Some(*at), now).await? {
+                tracing::warn!(session = %id, connection, "a leaked seat was given back");
+                given += 1;
+            }
+        }
+        Ok(given)
+    }
+}
+
+impl DynamoStore {
+    /// Removes `connection`'s seat (only the one claimed at `claimed`, when given);
+    /// whether it was there. The last one out starts the countdown to erasure.
+    async fn give_back_seat(
+        &self,
+        id: &SessionId,
+        connection: &str,
+        claimed: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::session_pk(id)))
+            .key("sk", s(keys::META))
+            .update_expression("REMOVE seated.#c")
+            .expression_attribute_names("#c", connection)
+            .return_values(ReturnValue::AllNew)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total);
+        let request = match claimed {
+            None => request.condition_expression("attribute_exists(seated.#c)"),
+            Some(at) => request
+                .condition_expression("seated.#c = :claimed")
+                .expression_attribute_values(":claimed", n(at.millis())),
+        };
+        let Some(out) = self.conditional(request.send().await, "giving a seat back")? else {
+            return Ok(false);
+        };
+        let left = out
+            .attributes
+            .as_ref()
+            .map(seated)
+            .transpose()?
+            .unwrap_or_default();
+        if left.is_empty() {
+            self.start_countdown(id, now).await?;
+        }
+        Ok(true)
+    }
+
+    /// The session is empty: it is erased `EMPTY_SESSION_LIFETIME` from now unless
+    /// somebody joins (a join in between makes this a no-op).
+    async fn start_countdown(&self, id: &SessionId, now: Timestamp) -> Result<()> {
+        let at = now.plus(EMPTY_SESSION_LIFETIME);
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::session_pk(id)))
+            .key("sk", s(keys::META))
+            .update_expression(
+                "SET expiresAt = :at, #ttl = :ttl, sweepShard = :shard, sweepAt = :at",
+            )
+            .condition_expression("attribute_exists(pk) AND size(seated) = :zero")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":at", n(at.millis()))
+            .expression_attribute_values(":ttl", n(at.epoch_seconds_ceil()))
+            .expression_attribute_values(":shard", s(keys::sweep_shard(SweepKind::Erase, id)))
+            .expression_attribute_values(":zero", n(0))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        self.precondition(out, "starting the countdown to erasure")?;
+        Ok(())
     }
 }
 
 /// Why the seat write's condition failed, from the head as it was.
-fn why_no_seat(seat: &Seat, old: Option<&Item>) -> JoinOutcome {
+fn why_no_seat(seat: &Seat, old: Option<&Item>) -> Result<JoinOutcome> {
     let Some(meta) = old else {
-        return JoinOutcome::NotFound;
+        return Ok(JoinOutcome::NotFound);
     };
-    match session_from_meta(&seat.session, meta) {
-        Ok(session) if session.tenant == seat.tenant && !session.is_expired(seat.now) => {
-            JoinOutcome::Full
-        }
-        _ => JoinOutcome::NotFound,
+    let session = session_from_meta(&seat.session, meta)?;
+    if session.tenant != seat.tenant || session.is_expired(seat.now) {
+        return Ok(JoinOutcome::NotFound);
     }
+    if seated(meta)?.iter().any(|(c, _)| *c == seat.connection.id) {
+        return Err(Error::unexpected(
+            "this connection id is in the session already",
+        ));
+    }
+    Ok(JoinOutcome::Full)
 }

@@ -1,15 +1,13 @@
 //! The requests every part of the DynamoDB store makes, each metered: one item by
-//! key, a key range of one partition, a transaction, a conditional single-item
-//! write (whose failed condition is a typed `Precondition`, never an error), a
+//! key, a key range of one partition, a transaction (creating a session), a
+//! conditional single-item write (whose failed condition is a typed `Precondition`, never an error), a
 //! batch of deletes; and how an SDK failure maps to the protocol's codes.
-
-use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    CancellationReason, ConsumedCapacity, Delete, DeleteRequest, Put, ReturnConsumedCapacity,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
+    CancellationReason, ConsumedCapacity, DeleteRequest, Put, ReturnConsumedCapacity,
+    TransactWriteItem, WriteRequest,
 };
 
 use super::DynamoStore;
@@ -37,90 +35,6 @@ pub enum Transaction {
 
 pub fn failed_condition(reason: &CancellationReason) -> bool {
     reason.code() == Some("ConditionalCheckFailed")
-}
-
-pub fn conflicted(reasons: &[CancellationReason]) -> bool {
-    reasons
-        .iter()
-        .any(|r| r.code() == Some("TransactionConflict"))
-}
-
-/// One update or delete of a transaction, with its expression values.
-pub struct Write<'a> {
-    key: Item,
-    update: Option<&'a str>,
-    condition: Option<&'a str>,
-    values: Vec<(&'a str, aws_sdk_dynamodb::types::AttributeValue)>,
-    /// Return the old item when the condition fails, to tell why.
-    old_on_failure: bool,
-}
-
-impl<'a> Write<'a> {
-    pub fn new(key: Item) -> Self {
-        Write {
-            key,
-            update: None,
-            condition: None,
-            values: Vec::new(),
-            old_on_failure: false,
-        }
-    }
-
-    pub fn update(mut self, expression: &'a str) -> Self {
-        self.update = Some(expression);
-        self
-    }
-
-    pub fn condition(mut self, expression: &'a str) -> Self {
-        self.condition = Some(expression);
-        self
-    }
-
-    pub fn value(mut self, name: &'a str, value: aws_sdk_dynamodb::types::AttributeValue) -> Self {
-        self.values.push((name, value));
-        self
-    }
-
-    pub fn old_on_failure(mut self) -> Self {
-        self.old_on_failure = true;
-        self
-    }
-
-    pub fn build(self, table: &str) -> Result<TransactWriteItem> {
-        let values = (!self.values.is_empty()).then(|| {
-            self.values
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect::<Item>()
-        });
-        // `ttl` is a reserved word; every expression names it through `#ttl`.
-        let uses_ttl = self.update.is_some_and(|u| u.contains("#ttl"));
-        let names = uses_ttl.then(|| HashMap::from([("#ttl".to_owned(), "ttl".to_owned())]));
-        let on_failure = self
-            .old_on_failure
-            .then_some(ReturnValuesOnConditionCheckFailure::AllOld);
-        let built = match self.update {
-            Some(update) => Update::builder()
-                .table_name(table)
-                .set_key(Some(self.key))
-                .update_expression(update)
-                .set_condition_expression(self.condition.map(str::to_owned))
-                .set_expression_attribute_names(names)
-                .set_expression_attribute_values(values)
-                .set_return_values_on_condition_check_failure(on_failure)
-                .build()
-                .map(|u| TransactWriteItem::builder().update(u).build()),
-            None => Delete::builder()
-                .table_name(table)
-                .set_key(Some(self.key))
-                .set_condition_expression(self.condition.map(str::to_owned))
-                .set_expression_attribute_values(values)
-                .set_return_values_on_condition_check_failure(on_failure)
-                .build()
-                .map(|d| TransactWriteItem::builder().delete(d).build()),
-        };
-        built.map_err(|e| Error::unexpected(format!("building a write: {e}")))
-    }
 }
 
 /// A put of a transaction, under an optional condition.
