@@ -80,6 +80,19 @@ test("two pages co-edit one template through the local stack", { skip, timeout: 
     await bob.waitForSelector(".module[data-uuid=mod-left]:not(.locked)");
     await bob.click(".module[data-uuid=mod-left]");
     await bob.waitForSelector(".module[data-uuid=mod-left] textarea");
+
+    // Bob holds a block of the middle row: Ann cannot take the row, and is told by whom.
+    await ann.click(".row[data-uuid=row-body] .rowlock");
+    await ann.waitForFunction(() => document.getElementById("notice").textContent.includes("Bob"));
+    // Once Bob is done, Ann takes the row; Bob sees it held, and is told when he tries a block in it.
+    await bob.click("header h1");
+    await ann.waitForSelector(".module[data-uuid=mod-left]:not(.locked)");
+    await ann.click(".row[data-uuid=row-body] .rowlock");
+    await bob.waitForSelector(".row.locked[data-uuid=row-body] .holder");
+    assert.equal(await bob.textContent(".row[data-uuid=row-body] > .holder"), "Ann");
+    await bob.click(".module[data-uuid=mod-right]");
+    await bob.waitForFunction(() => document.getElementById("notice").textContent.includes("Ann"));
+    await bob.screenshot({ path: `${shots}/bob-sees-ann-holding-a-row.png` });
   } finally {
     await browser.close();
     stack.kill();
