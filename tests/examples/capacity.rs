@@ -125,12 +125,15 @@ async fn lifecycle() {
         assert_eq!(answer["type"], "ack", "{answer}");
         show(what, 20, meter.totals() - before);
     }
+    // The module the edits went to: only rows and modules of the template lock.
+    let got = t.get(&t.api_key, &id).await.json();
+    let module = got["template"]
+        .pointer("/page/rows/0/columns/0/modules/0/uuid")
+        .cloned()
+        .unwrap();
     for (what, message) in [
-        ("lock", json!({"action": "lock", "target": "some-module"})),
-        (
-            "unlock",
-            json!({"action": "unlock", "target": "some-module"}),
-        ),
+        ("lock", json!({"action": "lock", "target": module})),
+        ("unlock", json!({"action": "unlock", "target": module})),
         (
             "sync (2 entries)",
             json!({"action": "sync", "sinceVersion": 1}),

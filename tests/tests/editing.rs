@@ -927,9 +927,20 @@ async fn a_gone_connection_is_dropped_when_a_change_finds_it(store: TestStore) {
     bob.received();
     // Cid's socket is gone without a `$disconnect`: API Gateway answers 410.
     t.hub.forget(&cid.id);
+    // In its first seconds a connection answers 410 while its `$connect` is still
+    // running (a join racing this change): it is not dropped for that.
+    let early = edit(
+        "c0",
+        1,
+        json!([{"op": "add", "path": "/page/y", "value": 0}]),
+    );
+    assert_eq!(t.send(&ann, &early).await["type"], "ack");
+    let got = bob.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    t.clock.advance(coedit::session::presence::CONNECTING_GRACE);
     let change = edit(
         "c1",
-        1,
+        2,
         json!([{"op": "add", "path": "/page/x", "value": 1}]),
     );
     assert_eq!(t.send(&ann, &change).await["type"], "ack");

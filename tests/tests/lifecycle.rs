@@ -353,8 +353,10 @@ async fn gone_connections_are_dropped_during_a_broadcast(store: TestStore) {
     let cid = t.connect(&id, &user(3)).await;
     ann.received();
     bob.received();
-    // Cid's socket is gone but API Gateway never told us ($disconnect lost).
+    // Cid's socket is gone but API Gateway never told us ($disconnect lost), and
+    // he joined long enough ago not to be inside his `$connect` any more.
     t.hub.forget(&cid.id);
+    t.clock.advance(coedit::session::presence::CONNECTING_GRACE);
 
     let dan = t.connect(&id, &user(4)).await;
     // Ann and Bob hear Dan join (Cid still listed: he was, as far as anyone knew),

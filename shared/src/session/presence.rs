@@ -72,6 +72,24 @@ pub fn after_departure(session: &Session, now: Timestamp) -> (u32, Option<Timest
     (seats, expires_at)
 }
 
+/// How long after its `$connect` began a connection may answer Gone and still be
+/// joining: API Gateway opens a connection only when its `$connect` returns, and
+/// posts to it fail until then (functions time out after 10 s). Such a connection
+/// is not dropped for being Gone; if it never opens, the heartbeat drops it.
+pub const CONNECTING_GRACE: Duration = Duration::from_secs(10);
+
+/// The connections a post found Gone that have left for good: not those that may
+/// still be inside their `$connect` (a join racing this one).
+pub fn gone_for_good(members: &SessionMembers, gone: Vec<String>, now: Timestamp) -> Vec<String> {
+    gone.into_iter()
+        .filter(|id| {
+            members
+                .connection(id)
+                .is_none_or(|c| now >= c.connected_at.plus(CONNECTING_GRACE))
+        })
+        .collect()
+}
+
 /// How long a seat may be claimed without its connection stored before it counts
 /// as leaked (the join or departure that held it stopped half-way): far longer
 /// than any function runs (they time out after 10 s).
@@ -102,6 +120,27 @@ pub fn has_free_seat(session: &Session, max_editors: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_still_joining_is_not_gone_for_good() {
+        let joining = Connection {
+            connected_at: Timestamp(100_000),
+            ..connection("joining", 100_000)
+        };
+        let members = SessionMembers {
+            session: session(2),
+            connections: vec![joining, connection("old", 100_000)],
+            locks: Vec::new(),
+        };
+        let gone = vec!["joining".to_owned(), "old".to_owned(), "unknown".to_owned()];
+        let now = Timestamp(105_000);
+        assert_eq!(
+            gone_for_good(&members, gone.clone(), now),
+            ["old", "unknown"]
+        );
+        let later = now.plus(CONNECTING_GRACE);
+        assert_eq!(gone_for_good(&members, gone, later).len(), 3);
+    }
 
     #[test]
     fn a_seat_is_leaked_only_without_its_connection_and_once_settled() {

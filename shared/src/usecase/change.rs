@@ -13,6 +13,7 @@ use crate::notify;
 use crate::session::change::{Author, Edit, Head, Outcome};
 use crate::session::locks;
 use crate::session::message::{MAX_MESSAGE_BYTES, ServerMessage};
+use crate::session::presence::gone_for_good;
 use crate::session::{HistoryEntry, SessionId, SessionMembers, User, Version};
 use crate::store::{AppendOutcome, SnapshotOutcome, backoff};
 
@@ -221,7 +222,7 @@ async fn broadcast_change(
         .filter(|c| Some(*c) != skip)
         .collect();
     let gone = notify::broadcast(app.notifier.as_ref(), &targets, &message).await;
-    drop_gone(app, members, gone).await;
+    drop_gone(app, members, gone_for_good(members, gone, now)).await;
 }
 
 /// What a connection that missed the changes after `since` is sent: the

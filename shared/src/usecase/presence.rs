@@ -7,12 +7,13 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::notify::{self, Delivery};
 use crate::session::message::{Change, ChangeKind, ServerMessage, SessionData};
-use crate::session::presence::{Departure, after_departure};
+use crate::session::presence::{Departure, after_departure, gone_for_good};
 use crate::session::{Lock, SessionMembers, User};
 use crate::store::LeaveOutcome;
 
 /// Sends a session change (seed shape) to every present connection but `skip`.
-/// Returns the connections API Gateway reported gone.
+/// Returns the connections API Gateway reported gone for good (not those that
+/// may still be joining).
 pub async fn announce(
     app: &App,
     members: &SessionMembers,
@@ -70,7 +71,8 @@ async fn announce_change(
         .map(|c| c.id.as_str())
         .filter(|id| Some(*id) != skip)
         .collect();
-    notify::broadcast(app.notifier.as_ref(), &targets, &message).await
+    let gone = notify::broadcast(app.notifier.as_ref(), &targets, &message).await;
+    gone_for_good(members, gone, now)
 }
 
 /// Removes a connection from the session and tells the others (`USER_LEFT`). A
