@@ -58,9 +58,7 @@ impl PresenceStore for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(keys::session_pk(id)))
             .key("sk", s(keys::META))
-            .update_expression(
-                "SET seated.#c = :now, sweepShard = :shard, sweepAt = :check REMOVE expiresAt, #ttl",
-            )
+            .update_expression("SET seated.#c = :now REMOVE expiresAt, #ttl")
             .condition_expression(
                 "attribute_exists(pk) AND tenant = :tenant AND size(seated) < :max \
                  AND attribute_not_exists(seated.#c) \
@@ -69,16 +67,19 @@ impl PresenceStore for DynamoStore {
             .expression_attribute_names("#c", &c.id)
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":now", n(seat.now.millis()))
-            .expression_attribute_values(":shard", s(keys::sweep_shard(SweepKind::CheckPresence, id)))
-            .expression_attribute_values(":check", n(check_at.millis()))
             .expression_attribute_values(":tenant", s(seat.tenant.as_str()))
             .expression_attribute_values(":max", n(seat.max_editors))
+            .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
-        match claimed {
-            Ok(out) => self.meter.write(out.consumed_capacity()),
+        let first = match claimed {
+            Ok(out) => {
+                self.meter.write(out.consumed_capacity());
+                let seated = out.attributes.as_ref().map(seated).transpose()?;
+                seated.is_some_and(|s| s.len() == 1)
+            }
             Err(e) => {
                 let refused = match e.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(f)) => {
@@ -92,6 +93,11 @@ impl PresenceStore for DynamoStore {
                 self.meter.write(&[]);
                 return why_no_seat(seat, old.as_ref());
             }
+        };
+        // The first one in: the sweeper now looks for stale connections instead of
+        // erasing. Only then: moving the sweep index entry costs two index writes.
+        if first {
+            self.start_presence_checks(id, check_at).await?;
         }
         // The seat is ours: now the connection and its reverse lookup.
         let stored = futures_util::join!(
@@ -317,6 +323,30 @@ impl DynamoStore {
             self.start_countdown(id, now).await?;
         }
         Ok(true)
+    }
+
+    /// The session is occupied: list it for presence checks from `at` on.
+    async fn start_presence_checks(&self, id: &SessionId, at: Timestamp) -> Result<()> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::session_pk(id)))
+            .key("sk", s(keys::META))
+            .update_expression("SET sweepShard = :shard, sweepAt = :at")
+            // Emptied again meanwhile: its entry is the erasure time.
+            .condition_expression("attribute_exists(pk) AND size(seated) > :zero")
+            .expression_attribute_values(
+                ":shard",
+                s(keys::sweep_shard(SweepKind::CheckPresence, id)),
+            )
+            .expression_attribute_values(":at", n(at.millis()))
+            .expression_attribute_values(":zero", n(0))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await;
+        self.precondition(out, "scheduling presence checks")?;
+        Ok(())
     }
 
     /// The session is empty: it is erased `EMPTY_SESSION_LIFETIME` from now unless
