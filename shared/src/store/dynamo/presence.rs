@@ -34,17 +34,7 @@ use crate::store::{JoinOutcome, LeaveOutcome, PresenceStore, Seat, TouchOutcome}
 #[async_trait]
 impl PresenceStore for DynamoStore {
     async fn read_members(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionMembers>> {
-        // `C#` < `L#` < `META`: one Query of the small items, never the snapshot
-        // parts or the log.
-        let items = self
-            .query_range(
-                &keys::session_pk(id),
-                keys::MEMBERS_START,
-                keys::META,
-                None,
-                "reading a session's members",
-            )
-            .await?;
+        let items = self.member_items(id, "reading a session's members").await?;
         members_from_items(id, &items, now)
     }
 
@@ -257,15 +247,7 @@ impl PresenceStore for DynamoStore {
     }
 
     async fn reclaim_seats(&self, id: &SessionId, now: Timestamp) -> Result<usize> {
-        let items = self
-            .query_range(
-                &keys::session_pk(id),
-                keys::MEMBERS_START,
-                keys::META,
-                None,
-                "reading a session's seats",
-            )
-            .await?;
+        let items = self.member_items(id, "reading a session's seats").await?;
         let Some(members) = members_from_items(id, &items, now)? else {
             return Ok(0);
         };
@@ -285,6 +267,14 @@ impl PresenceStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// A session's connections, locks and head: `C#` < `L#` < `META`, one Query of
+    /// the small items, never the snapshot parts or the log.
+    async fn member_items(&self, id: &SessionId, operation: &str) -> Result<Vec<Item>> {
+        let pk = keys::session_pk(id);
+        self.query_range(&pk, keys::MEMBERS_START, keys::META, None, operation)
+            .await
+    }
+
     /// Removes `connection`'s seat (only the one claimed at `claimed`, when given);
     /// whether it was there. The last one out starts the countdown to erasure.
     async fn give_back_seat(
