@@ -49,6 +49,22 @@ fn case(name: impl Into<String>, input: Input, status: Option<u16>, code: u16) -
     }
 }
 
+/// An attribute as text, maps with their keys in order (a map's own order is not
+/// the same from one read to the next).
+fn attribute(v: &aws_sdk_dynamodb::types::AttributeValue) -> String {
+    match v {
+        aws_sdk_dynamodb::types::AttributeValue::M(m) => {
+            let mut entries: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", attribute(v)))
+                .collect();
+            entries.sort();
+            format!("M{{{}}}", entries.join(","))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
 /// Every item of the store, for comparing before and after.
 async fn dump(store: &TestStore) -> Vec<String> {
     match store {
@@ -68,8 +84,10 @@ async fn dump(store: &TestStore) -> Vec<String> {
                     .await
                     .unwrap();
                 for item in out.items() {
-                    let mut fields: Vec<String> =
-                        item.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+                    let mut fields: Vec<String> = item
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", attribute(v)))
+                        .collect();
                     fields.sort();
                     items.push(fields.join(","));
                 }
