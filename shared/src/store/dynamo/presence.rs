@@ -43,11 +43,7 @@ impl PresenceStore for DynamoStore {
         let c = &seat.connection;
         let check_at = seat.now.plus(PRESENCE_CHECK_INTERVAL);
         let claimed = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::session_pk(id)))
-            .key("sk", s(keys::META))
+            .update_meta(id)
             .update_expression("SET seated.#c = :now REMOVE expiresAt, #ttl")
             .condition_expression(
                 "attribute_exists(pk) AND tenant = :tenant AND size(seated) < :max \
@@ -61,7 +57,6 @@ impl PresenceStore for DynamoStore {
             .expression_attribute_values(":max", n(seat.max_editors))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         let first = match claimed {
@@ -285,11 +280,7 @@ impl DynamoStore {
         now: Timestamp,
     ) -> Result<bool> {
         let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::session_pk(id)))
-            .key("sk", s(keys::META))
+            .update_meta(id)
             .update_expression("REMOVE seated.#c")
             .expression_attribute_names("#c", connection)
             .return_values(ReturnValue::AllNew)
@@ -318,11 +309,7 @@ impl DynamoStore {
     /// The session is occupied: list it for presence checks from `at` on.
     async fn start_presence_checks(&self, id: &SessionId, at: Timestamp) -> Result<()> {
         let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::session_pk(id)))
-            .key("sk", s(keys::META))
+            .update_meta(id)
             .update_expression("SET sweepShard = :shard, sweepAt = :at")
             // Emptied again meanwhile: its entry is the erasure time.
             .condition_expression("attribute_exists(pk) AND size(seated) > :zero")
@@ -332,7 +319,6 @@ impl DynamoStore {
             )
             .expression_attribute_values(":at", n(at.millis()))
             .expression_attribute_values(":zero", n(0))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         self.precondition(out, "scheduling presence checks")?;
@@ -344,11 +330,7 @@ impl DynamoStore {
     async fn start_countdown(&self, id: &SessionId, now: Timestamp) -> Result<()> {
         let at = now.plus(EMPTY_SESSION_LIFETIME);
         let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::session_pk(id)))
-            .key("sk", s(keys::META))
+            .update_meta(id)
             .update_expression(
                 "SET expiresAt = :at, #ttl = :ttl, sweepShard = :shard, sweepAt = :at",
             )
@@ -358,7 +340,6 @@ impl DynamoStore {
             .expression_attribute_values(":ttl", n(at.epoch_seconds_ceil()))
             .expression_attribute_values(":shard", s(keys::sweep_shard(SweepKind::Erase, id)))
             .expression_attribute_values(":zero", n(0))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         self.precondition(out, "starting the countdown to erasure")?;

@@ -10,9 +10,13 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, WriteRequest,
 };
 
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+
 use super::DynamoStore;
 use super::items::{Item, key, s};
+use super::keys;
 use crate::error::{Error, Result};
+use crate::session::SessionId;
 use crate::store::{RACE_ATTEMPTS, backoff};
 
 /// BatchWriteItem takes at most 25 requests.
@@ -143,6 +147,17 @@ impl DynamoStore {
                 _ => Err(store_error(operation, err)),
             },
         }
+    }
+
+    /// An update of a session's head (`META`), asking for its consumed capacity
+    /// (the caller meters it with the outcome).
+    pub(super) fn update_meta(&self, id: &SessionId) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::session_pk(id)))
+            .key("sk", s(keys::META))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
     }
 
     /// One item by its key, strongly consistent, metered.

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 
 use super::DynamoStore;
-use super::items::{n, number, part_item, parts_with_prefix, s};
+use super::items::{n, number, part_item, parts_with_prefix};
 use super::keys;
 use crate::error::Result;
 use crate::session::{SessionId, Template, Version};
@@ -39,18 +39,13 @@ impl SnapshotStore for DynamoStore {
             self.conditional(out, "storing a snapshot")?;
         }
         let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(&pk))
-            .key("sk", s(keys::META))
+            .update_meta(id)
             .update_expression("SET snapVersion = :v, snapParts = :parts, snapBytes = :bytes")
             .condition_expression("attribute_exists(pk) AND snapVersion < :v")
             .expression_attribute_values(":v", n(version.0))
             .expression_attribute_values(":parts", n(snapshot.parts.len()))
             .expression_attribute_values(":bytes", n(snapshot.compressed_len()))
             .return_values(ReturnValue::UpdatedOld)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         let Some(moved) = self.conditional(out, "storing a snapshot")? else {

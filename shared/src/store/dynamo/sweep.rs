@@ -59,11 +59,7 @@ impl SweepStore for DynamoStore {
 
     async fn schedule_presence_check(&self, id: &SessionId, at: Timestamp) -> Result<()> {
         let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::session_pk(id)))
-            .key("sk", s(keys::META))
+            .update_meta(id)
             .update_expression("SET sweepAt = :at")
             // Only while occupied: an empty session's entry is its erasure time.
             .condition_expression("sweepShard = :shard")
@@ -72,7 +68,6 @@ impl SweepStore for DynamoStore {
                 ":shard",
                 s(keys::sweep_shard(SweepKind::CheckPresence, id)),
             )
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         // Emptied meanwhile: its erasure entry stays as it is.
