@@ -44,8 +44,9 @@ fn accept_from(h: &mut Head, e: &Edit, user: &User, connection: &str) -> Result<
     h.accept(e, &author, nobody, &[], Timestamp(0))
 }
 
-fn commit(h: &mut Head, e: &Edit) -> Version {
-    match accept(h, e).unwrap() {
+/// Accepts and commits a change by `user` on `connection`; its version.
+fn commit_from(h: &mut Head, e: &Edit, user: &User, connection: &str) -> Version {
+    match accept_from(h, e, user, connection).unwrap() {
         Outcome::Accepted(a) => {
             let v = a.entry.version;
             h.commit(a);
@@ -53,6 +54,11 @@ fn commit(h: &mut Head, e: &Edit) -> Version {
         }
         Outcome::Duplicate(v) => panic!("duplicate of {v}"),
     }
+}
+
+/// Accepts and commits a change by user 1 on connection `c1`; its version.
+fn commit(h: &mut Head, e: &Edit) -> Version {
+    commit_from(h, e, &user(1), "c1")
 }
 
 #[test]
@@ -93,12 +99,7 @@ fn a_resent_change_is_recognised_by_its_id() {
 fn an_old_change_is_rebased_or_refused_as_a_conflict() {
     let mut h = head();
     // Bob's changes, which Ann (connection c1) has not seen.
-    let by_bob = |h: &mut Head, e: &Edit| {
-        let Outcome::Accepted(a) = accept_from(h, e, &user(2), "bob").unwrap() else {
-            panic!()
-        };
-        h.commit(a);
-    };
+    let by_bob = |h: &mut Head, e: &Edit| commit_from(h, e, &user(2), "bob");
     by_bob(
         &mut h,
         &edit(
@@ -243,18 +244,8 @@ fn catching_up_applies_stored_entries_in_order() {
 fn own_acknowledged_changes_above_the_base_never_conflict() {
     let mut h = head();
     let (ann, bob) = (user(1), user(2));
-    let Outcome::Accepted(b) =
-        accept_from(&mut h, &edit("b1", 1, text(1, "B")), &bob, "bob").unwrap()
-    else {
-        panic!()
-    };
-    h.commit(b);
-    let Outcome::Accepted(a) =
-        accept_from(&mut h, &edit("a1", 1, text(0, "A")), &ann, "ann").unwrap()
-    else {
-        panic!()
-    };
-    h.commit(a);
+    commit_from(&mut h, &edit("b1", 1, text(1, "B")), &bob, "bob");
+    commit_from(&mut h, &edit("a1", 1, text(0, "A")), &ann, "ann");
     let Outcome::Accepted(a2) =
         accept_from(&mut h, &edit("a2", 1, text(0, "AA")), &ann, "ann").unwrap()
     else {
@@ -288,19 +279,13 @@ fn own_structural_changes_move_what_was_missed_under_them() {
     let mut h = head();
     let (ann, bob) = (user(1), user(2));
     let b = edit("b1", 1, text(1, "B"));
-    let Outcome::Accepted(b) = accept_from(&mut h, &b, &bob, "bob").unwrap() else {
-        panic!()
-    };
-    h.commit(b);
+    commit_from(&mut h, &b, &bob, "bob");
     let insert = edit(
         "a1",
         1,
         json!([{"op": "add", "path": "/page/rows/0", "value": {"uuid": "top", "columns": [{"modules": [{"uuid": "mt", "text": ""}]}]}}]),
     );
-    let Outcome::Accepted(a) = accept_from(&mut h, &insert, &ann, "ann").unwrap() else {
-        panic!()
-    };
-    h.commit(a);
+    commit_from(&mut h, &insert, &ann, "ann");
     // In Ann's copy: rows top, r0, r1. She edits r0 (her row 1) on base 1.
     let Outcome::Accepted(a2) =
         accept_from(&mut h, &edit("a2", 1, text(1, "A")), &ann, "ann").unwrap()
@@ -329,18 +314,8 @@ fn own_structural_changes_move_what_was_missed_under_them() {
 fn over_rest_a_users_own_changes_are_all_theirs() {
     let mut h = head();
     let (ann, bob) = (user(1), user(2));
-    let Outcome::Accepted(b) =
-        accept_from(&mut h, &edit("b1", 1, text(1, "B")), &bob, "bob").unwrap()
-    else {
-        panic!()
-    };
-    h.commit(b);
-    let Outcome::Accepted(a) =
-        accept_from(&mut h, &edit("a1", 1, text(0, "A")), &ann, "ann").unwrap()
-    else {
-        panic!()
-    };
-    h.commit(a);
+    commit_from(&mut h, &edit("b1", 1, text(1, "B")), &bob, "bob");
+    commit_from(&mut h, &edit("a1", 1, text(0, "A")), &ann, "ann");
     let rest = Author {
         user: &ann,
         connection: None,
