@@ -15,12 +15,13 @@ use coedit::notify::{Delivery, Notifier};
 use coedit::patch::Lockable;
 use coedit::session::presence::Departure;
 use coedit::session::{
-    HistoryEntry, Lock, NewSession, SessionId, SessionMembers, SessionState, Template, Version,
+    Ended, HistoryEntry, Lock, NewSession, Session, SessionId, SessionMembers, SessionState,
+    Template, TemplateKey, TenantId, Version,
 };
 use coedit::store::{
-    ApiKeyStore, AppendOutcome, Catchup, EraseOutcome, JoinOutcome, LeaveOutcome, LockOutcome,
-    LockStore, PresenceStore, ReleaseOutcome, RevokeOutcome, Seat, SessionLogStore, SessionStore,
-    SnapshotOutcome, SnapshotStore, SweepStore, SweepTask, TouchOutcome,
+    ApiKeyStore, AppendOutcome, Catchup, CreateOutcome, EraseOutcome, JoinOutcome, LeaveOutcome,
+    LockOutcome, LockStore, PresenceStore, ReleaseOutcome, RevokeOutcome, Seat, SessionLogStore,
+    SessionStore, SnapshotOutcome, SnapshotStore, SweepStore, SweepTask, TouchOutcome,
 };
 use coedit::{Error, Result};
 
@@ -121,12 +122,27 @@ impl FaultyStore {
 
 #[async_trait]
 impl SessionLogStore for FaultyStore {
-    async fn create_session(&self, new: &NewSession) -> Result<()> {
+    async fn create_session(&self, new: &NewSession) -> Result<CreateOutcome> {
         self.run("creating a session", self.inner.create_session(new))
             .await
     }
+    async fn find_template_session(
+        &self,
+        tenant: &TenantId,
+        key: &TemplateKey,
+    ) -> Result<Option<SessionId>> {
+        self.run(
+            "finding a template's session",
+            self.inner.find_template_session(tenant, key),
+        )
+        .await
+    }
     async fn read_session(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionState>> {
         self.run("reading a session", self.inner.read_session(id, now))
+            .await
+    }
+    async fn read_expired(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionState>> {
+        self.run("reading a session", self.inner.read_expired(id, now))
             .await
     }
     async fn history(
@@ -186,9 +202,12 @@ impl SnapshotStore for FaultyStore {
         )
         .await
     }
-    async fn first_template(&self, id: &SessionId) -> Result<Option<Template>> {
-        self.run("reading the first template", self.inner.first_template(id))
-            .await
+    async fn first_template(&self, session: &Session) -> Result<Option<Template>> {
+        self.run(
+            "reading the first template",
+            self.inner.first_template(session),
+        )
+        .await
     }
 }
 
@@ -284,6 +303,20 @@ impl SweepStore for FaultyStore {
         self.run(
             "scheduling a presence check",
             self.inner.schedule_presence_check(id, at),
+        )
+        .await
+    }
+    async fn mark_ended(&self, session: &Session, ended: Ended) -> Result<()> {
+        self.run(
+            "marking a session ended",
+            self.inner.mark_ended(session, ended),
+        )
+        .await
+    }
+    async fn mark_reported(&self, id: &SessionId, version: Version, at: Timestamp) -> Result<()> {
+        self.run(
+            "recording a reported version",
+            self.inner.mark_reported(id, version, at),
         )
         .await
     }

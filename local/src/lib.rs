@@ -3,6 +3,7 @@
 
 pub mod connections;
 pub mod demo;
+pub mod events;
 pub mod faults;
 pub mod functions;
 pub mod gateway;

@@ -46,6 +46,10 @@ struct Args {
     /// connection arrive out of order, as from several function instances on AWS.
     #[arg(long, default_value_t = 0)]
     reorder_pushes_ms: u64,
+    /// Post each host event (EventBridge's envelope) to this http:// URL, e.g. a
+    /// host backend's webhook under development.
+    #[arg(long)]
+    events_webhook: Option<String>,
     /// Table to use (created from infra/template.yaml when missing).
     #[arg(long, default_value = "coedit-local")]
     table: String,
@@ -129,7 +133,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             max: std::time::Duration::from_millis(ms),
         }),
     };
-    let app = Arc::new(App::new(config, store, notifier, Arc::new(SystemClock)));
+    let mut events = coedit_local::events::LocalEvents::new(true);
+    if let Some(url) = &args.events_webhook {
+        events = events.with_webhook(url).map_err(|e| e.detail)?;
+    }
+    let events = Arc::new(events);
+    let app = Arc::new(
+        App::new(config, store, notifier, Arc::new(SystemClock)).with_events(events.clone()),
+    );
     let functions: Arc<dyn coedit_local::functions::Functions> = match &args.functions {
         Some(url) => Arc::new(Metered {
             inner: coedit_local::functions::Remote::new(url),
@@ -169,6 +180,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .trim_end_matches(&format!("/{STAGE}"))
     );
     println!("  storage      {storage}");
+    println!(
+        "  host events  printed here, one JSON line each; the last {} at {base}/local/events{}",
+        coedit_local::events::KEPT,
+        args.events_webhook
+            .as_deref()
+            .map(|url| format!("; posted to {url}"))
+            .unwrap_or_default()
+    );
     if args.faults > 0.0 {
         println!(
             "  faults       {:.0} % of store calls fail, {:.0} % of pushes dropped or delayed",
@@ -198,7 +217,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     tokio::select! {
-        served = coedit_local::rest::serve(listener, app.clone(), Some(demo)) => served?,
+        served = coedit_local::rest::serve(listener, app.clone(), Some(demo), Some(events)) => served?,
         served = coedit_local::gateway::serve(ws_listener, gateway) => served?,
         () = coedit_local::sweep_every_minute(app) => {}
         _ = tokio::signal::ctrl_c() => println!("stopped"),

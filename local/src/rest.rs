@@ -9,6 +9,7 @@ use std::sync::Arc;
 use coedit::App;
 
 use crate::demo::{self, Demo};
+use crate::events::LocalEvents;
 use coedit::handlers::{create_session, get_session, join_session, post_change};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -17,27 +18,34 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use lambda_http::RequestExt;
+use serde_json::Value;
 use tokio::net::TcpListener;
 
 /// API Gateway refuses larger payloads before any function runs.
 pub const API_GATEWAY_MAX_BODY: usize = 10 * 1024 * 1024;
 
 /// Serves until the task is dropped.
-/// `demo`, when given, also serves the demo page and its host routes.
+/// `demo`, when given, also serves the demo page and its host routes; `events`,
+/// the host events (`GET /local/events`, `POST /local/eventbridge`).
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     demo: Option<Arc<Demo>>,
+    events: Option<Arc<LocalEvents>>,
 ) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let app = app.clone();
         let demo = demo.clone();
+        let events = events.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let app = app.clone();
                 let demo = demo.clone();
-                async move { Ok::<_, Infallible>(route(&app, demo.as_deref(), req).await) }
+                let events = events.clone();
+                async move {
+                    Ok::<_, Infallible>(route(&app, demo.as_deref(), events.as_deref(), req).await)
+                }
             });
             if let Err(e) = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -56,10 +64,14 @@ enum Route {
     DemoSession,
     DemoJoin,
     Metrics,
+    Events,
+    PutEvents,
     Create,
+    StartOrJoin(String),
     Get(String),
     History(String),
     Version(String, String),
+    Final(String),
     Join(String),
     PostChange(String),
 }
@@ -73,7 +85,12 @@ fn match_route(method: &Method, path: &str) -> Option<Route> {
         (&Method::POST, ["demo", "session"]) => Some(Route::DemoSession),
         (&Method::POST, ["demo", "join"]) => Some(Route::DemoJoin),
         (&Method::GET, ["local", "metrics"]) => Some(Route::Metrics),
+        (&Method::GET, ["local", "events"]) => Some(Route::Events),
+        (&Method::POST, ["local", "eventbridge"]) => Some(Route::PutEvents),
         (&Method::POST, ["v1", "coedit", "session"]) => Some(Route::Create),
+        (&Method::PUT, ["v1", "coedit", "templates", key, "session"]) => {
+            Some(Route::StartOrJoin((*key).to_owned()))
+        }
         (&Method::GET, ["v1", "coedit", "session", id]) if !id.is_empty() => {
             Some(Route::Get((*id).to_owned()))
         }
@@ -85,6 +102,9 @@ fn match_route(method: &Method, path: &str) -> Option<Route> {
         {
             Some(Route::Version((*id).to_owned(), (*n).to_owned()))
         }
+        (&Method::GET, ["v1", "coedit", "session", id, "final"]) if !id.is_empty() => {
+            Some(Route::Final((*id).to_owned()))
+        }
         (&Method::POST, ["v1", "coedit", "session", id, "join"]) if !id.is_empty() => {
             Some(Route::Join((*id).to_owned()))
         }
@@ -95,7 +115,12 @@ fn match_route(method: &Method, path: &str) -> Option<Route> {
     }
 }
 
-async fn route(app: &App, demo: Option<&Demo>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(
+    app: &App,
+    demo: Option<&Demo>,
+    events: Option<&LocalEvents>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let Some(route) = match_route(req.method(), req.uri().path()) else {
         return gateway_answer(StatusCode::NOT_FOUND, "Not Found");
     };
@@ -138,6 +163,24 @@ async fn route(app: &App, demo: Option<&Demo>, req: Request<Incoming>) -> Respon
         .unwrap_or_default();
     let request = lambda_http::Request::from_parts(parts, body).with_query_string_parameters(query);
 
+    match (&route, events) {
+        (Route::Events, Some(events)) => {
+            return content(
+                &Value::from(events.recent()).to_string(),
+                "application/json",
+            );
+        }
+        (Route::PutEvents, Some(events)) => {
+            let (status, answer) = events.put_events(&bytes);
+            let mut response = content(&answer.to_string(), "application/x-amz-json-1.1");
+            *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            return response;
+        }
+        (Route::Events | Route::PutEvents, None) => {
+            return gateway_answer(StatusCode::NOT_FOUND, "Not Found");
+        }
+        _ => {}
+    }
     let response = match (route, demo) {
         (Route::DemoPage, _) => return content(demo::INDEX_HTML, "text/html; charset=utf-8"),
         (Route::DemoClient, _) => {
@@ -157,6 +200,10 @@ async fn route(app: &App, demo: Option<&Demo>, req: Request<Incoming>) -> Respon
             return gateway_answer(StatusCode::NOT_FOUND, "Not Found");
         }
         (Route::Create, _) => create_session::handle(app, request).await,
+        (Route::StartOrJoin(key), _) => {
+            let params = HashMap::from([("templateKey".to_owned(), key)]);
+            create_session::handle(app, request.with_path_parameters(params)).await
+        }
         (Route::Get(id), _) => {
             let params = HashMap::from([("id".to_owned(), id)]);
             get_session::handle(app, request.with_path_parameters(params)).await
@@ -165,6 +212,15 @@ async fn route(app: &App, demo: Option<&Demo>, req: Request<Incoming>) -> Respon
             let params = HashMap::from([("id".to_owned(), id)]);
             get_session::handle(app, request.with_path_parameters(params)).await
         }
+        (Route::Final(id), _) => {
+            let params = HashMap::from([("id".to_owned(), id)]);
+            get_session::handle(app, request.with_path_parameters(params)).await
+        }
+        // Answered above.
+        (Route::Events | Route::PutEvents, _) => lambda_http::Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body(lambda_http::Body::Empty)
+            .unwrap_or_default(),
         (Route::Version(id, n), _) => {
             let params = HashMap::from([("id".to_owned(), id), ("n".to_owned(), n)]);
             get_session::handle(app, request.with_path_parameters(params)).await

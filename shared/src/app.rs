@@ -10,6 +10,7 @@ use crate::auth::{ApiKeys, Caller, JoinGrant, bearer, join_token};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::events::{self, HostEvents, eventbridge::EventBridgeEvents};
 use crate::notify::{ApiGatewayNotifier, Notifier, Unconfigured};
 use crate::session::change::Head;
 use crate::session::{SessionId, TenantId};
@@ -20,6 +21,8 @@ pub struct App {
     pub store: Arc<dyn SessionStore>,
     pub notifier: Arc<dyn Notifier>,
     pub clock: Arc<dyn Clock>,
+    /// Where host events go (`with_events`); none configured: publishing fails.
+    pub events: Arc<dyn HostEvents>,
     api_keys: ApiKeys,
     /// Connection id -> session, learnt on a warm instance: a connection never
     /// changes session, so pings skip the reverse lookup after the first.
@@ -59,6 +62,7 @@ impl App {
             store,
             notifier,
             clock,
+            events: Arc::new(events::Unconfigured),
             api_keys,
             known_connections: Mutex::new(HashMap::new()),
             heads: Mutex::new(HashMap::new()),
@@ -78,12 +82,17 @@ impl App {
             Some(endpoint) => Arc::new(ApiGatewayNotifier::from_lambda_env(endpoint)?),
             None => Arc::new(Unconfigured),
         };
-        Ok(App::new(
-            config,
-            Arc::new(store),
-            notifier,
-            Arc::new(SystemClock),
-        ))
+        let events: Arc<dyn HostEvents> = match &config.event_bus_name {
+            Some(bus) => Arc::new(EventBridgeEvents::from_lambda_env(bus)?),
+            None => Arc::new(events::Unconfigured),
+        };
+        Ok(App::new(config, Arc::new(store), notifier, Arc::new(SystemClock)).with_events(events))
+    }
+
+    /// The same app, publishing host events to `events`.
+    pub fn with_events(mut self, events: Arc<dyn HostEvents>) -> App {
+        self.events = events;
+        self
     }
 
     pub fn now(&self) -> Timestamp {
@@ -164,6 +173,14 @@ impl Credential {
         match self {
             Credential::ApiKey(caller) => &caller.tenant,
             Credential::JoinToken(grant) => &grant.tenant,
+        }
+    }
+
+    /// The co-editor limit of the plan behind this credential.
+    pub fn max_editors(&self) -> u32 {
+        match self {
+            Credential::ApiKey(caller) => caller.max_editors,
+            Credential::JoinToken(grant) => grant.max_editors,
         }
     }
 }

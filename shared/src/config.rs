@@ -57,6 +57,11 @@ pub struct Config {
     /// The API Gateway management endpoint that posts to connections
     /// (`COEDIT_CONNECTIONS_ENDPOINT`, `https://<api>.execute-api.<region>.amazonaws.com/<stage>`).
     pub connections_endpoint: Option<String>,
+    /// The EventBridge bus host events go to (`COEDIT_EVENT_BUS_NAME`).
+    pub event_bus_name: Option<String>,
+    /// How long a final template too large for its `coedit.session.ended` event
+    /// stays readable by the host (`COEDIT_FINAL_TEMPLATE_HOURS`).
+    pub final_template_retention: Duration,
 }
 
 /// Lambda's synchronous payload limit is 6 MB; stay under it with the event envelope.
@@ -74,6 +79,8 @@ impl Default for Config {
             join_token_ttl: Duration::from_secs(15 * 60),
             websocket_url: None,
             connections_endpoint: None,
+            event_bus_name: None,
+            final_template_retention: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -119,6 +126,13 @@ impl Config {
             )?),
             websocket_url: get("COEDIT_WEBSOCKET_URL").filter(|t| !t.is_empty()),
             connections_endpoint: get("COEDIT_CONNECTIONS_ENDPOINT").filter(|t| !t.is_empty()),
+            event_bus_name: get("COEDIT_EVENT_BUS_NAME").filter(|t| !t.is_empty()),
+            final_template_retention: Duration::from_secs(
+                number(
+                    "COEDIT_FINAL_TEMPLATE_HOURS",
+                    defaults.final_template_retention.as_secs() / 3600,
+                )? * 3600,
+            ),
         })
     }
 

@@ -18,6 +18,7 @@ use coedit::session::TenantId;
 use coedit::store::dynamo::keys::session_pk;
 use coedit::store::dynamo::schema::TableDefinition;
 use coedit::store::{DynamoStore, MemoryStore, PresenceStore, SessionLogStore, SessionStore};
+use coedit_local::events::LocalEvents;
 use coedit_local::faults::{FaultyStore, Rate};
 use serde_json::{Value, json};
 
@@ -141,6 +142,8 @@ pub struct TestApp {
     pub hub: Arc<LocalConnections>,
     /// A key of tenant `acme` on the large plan.
     pub api_key: String,
+    /// The host events every instance of this app published.
+    pub events: Arc<LocalEvents>,
 }
 
 /// The join token secret of test apps (random per run; tests that forge tokens
@@ -173,13 +176,17 @@ impl TestApp {
     pub async fn with_config(store: TestStore, config: Config) -> TestApp {
         let clock = Arc::new(ManualClock::starting_now());
         let hub = Arc::new(LocalConnections::new());
-        let app = Arc::new(App::new(config, store.store(), hub.clone(), clock.clone()));
+        let events = Arc::new(LocalEvents::new(false));
+        let app = Arc::new(
+            App::new(config, store.store(), hub.clone(), clock.clone()).with_events(events.clone()),
+        );
         let t = TestApp {
             app,
             clock,
             store,
             hub,
             api_key: String::new(),
+            events,
         };
         let api_key = t.add_key("acme", Plan::Large).await;
         TestApp { api_key, ..t }
@@ -217,12 +224,15 @@ impl TestApp {
     /// Another warm function instance: its own memory (templates, connection
     /// lookups), the same store, clock and connections.
     pub fn another_instance(&self) -> Arc<App> {
-        Arc::new(App::new(
-            self.app.config.clone(),
-            self.store.store(),
-            self.hub.clone(),
-            self.clock.clone(),
-        ))
+        Arc::new(
+            App::new(
+                self.app.config.clone(),
+                self.store.store(),
+                self.hub.clone(),
+                self.clock.clone(),
+            )
+            .with_events(self.events.clone()),
+        )
     }
 
     /// `GET /v1/coedit/session/{id}` with `credential` (an API key or a join token).
@@ -577,4 +587,13 @@ fn getrandom_fill(buf: &mut [u8]) {
 /// The canonical form a template is stored and returned in: compact, key order kept.
 pub fn canonical(v: &Value) -> String {
     serde_json::to_string(v).unwrap()
+}
+
+/// A template as the server keeps it: with `comments` (`{}` when it had none).
+pub fn with_comments(template: &Value) -> Value {
+    let mut kept = template.clone();
+    if let Some(root) = kept.as_object_mut() {
+        root.entry("comments").or_insert_with(|| json!({}));
+    }
+    kept
 }

@@ -11,6 +11,7 @@ use coedit::clock::{Clock, ManualClock, SystemClock};
 use coedit::config::{Config, SigningSecret};
 use coedit::notify::{LocalConnections, Notifier};
 use coedit::store::SessionStore;
+use coedit_local::events::LocalEvents;
 use coedit_local::faults::{FaultyNotifier, FaultyStore, Injected, Rate};
 use coedit_local::functions::{Functions, InProcess};
 use coedit_local::gateway::Gateway;
@@ -90,6 +91,8 @@ pub struct Stack {
     /// `host:port` of the WebSocket API.
     pub ws: String,
     pub app: Arc<App>,
+    /// The host events the stack published (also at `GET /local/events`).
+    pub events: Arc<LocalEvents>,
     pub clock: Option<Arc<ManualClock>>,
     pub faults: Option<Faults>,
 }
@@ -138,13 +141,19 @@ impl Stack {
             Some(manual) => manual.clone(),
             None => Arc::new(SystemClock),
         };
-        let app = Arc::new(App::new(config, store, notifier, clock));
+        let events = Arc::new(LocalEvents::new(false));
+        let app = Arc::new(App::new(config, store, notifier, clock).with_events(events.clone()));
         let key = generate_api_key().unwrap();
         coedit_local::register_dev_key(&app, &key, 20)
             .await
             .unwrap();
         let rest = format!("http://{}", rest_listener.local_addr().unwrap());
-        tokio::spawn(coedit_local::rest::serve(rest_listener, app.clone(), None));
+        tokio::spawn(coedit_local::rest::serve(
+            rest_listener,
+            app.clone(),
+            None,
+            Some(events.clone()),
+        ));
         let functions = options
             .functions
             .unwrap_or_else(|| Arc::new(InProcess(app.clone())));
@@ -158,6 +167,7 @@ impl Stack {
             table,
             ws,
             app,
+            events,
             clock: options.clock,
             faults,
         }

@@ -692,7 +692,7 @@ async fn every_version_reads_back_before_and_after_compaction(store: TestStore) 
     version((head + 1).to_string()).await.assert_error(
         400,
         4000,
-        &format!("newest version is {head}"),
+        &format!("versions are 1 to {head}"),
     );
     version("0".into())
         .await

@@ -78,12 +78,14 @@ async fn the_real_binaries_serve_the_websocket_api() {
     // The host side in-process (same store), the WebSocket side in the binaries.
     let template = json!({"page": {"rows": [{"uuid": "r", "columns": [{"modules": [
         {"uuid": "m", "descriptor": {"text": {"html": "<p>a</p>"}}}]}]}]}});
-    let new = coedit::session::new_session(
-        coedit::session::TenantId::parse("dev").unwrap(),
-        "host",
-        coedit::session::Template::prepare(template, "/template").unwrap(),
-        app.now(),
-    );
+    let opening = coedit::session::Opening {
+        tenant: coedit::session::TenantId::parse("dev").unwrap(),
+        user_id: "host".into(),
+        template: coedit::session::Template::prepare(template, "/template").unwrap(),
+        version: coedit::session::Version::FIRST,
+        template_key: None,
+    };
+    let new = coedit::session::new_session(opening, app.now());
     app.store.create_session(&new).await.unwrap();
     let id = new.session.id.clone();
     let token = |n: usize| {

@@ -10,11 +10,12 @@ use coedit::clock::{Clock, Timestamp};
 use coedit::session::presence::{Departure, PRESENCE_CHECK_INTERVAL};
 use coedit::session::{Connection, HEARTBEAT_TIMEOUT, Lock, User};
 use coedit::session::{
-    EMPTY_SESSION_LIFETIME, NewSession, SessionId, Template, TenantId, Version, new_session,
+    EMPTY_SESSION_LIFETIME, Ended, NewSession, Opening, SessionId, Template, TemplateKey, TenantId,
+    Version, new_session,
 };
 use coedit::store::{
-    AppendOutcome, EraseOutcome, JoinOutcome, LeaveOutcome, LockOutcome, ReleaseOutcome,
-    RevokeOutcome, Seat, SessionStore, SnapshotOutcome, SweepTask, TouchOutcome,
+    AppendOutcome, CreateOutcome, EraseOutcome, JoinOutcome, LeaveOutcome, LockOutcome,
+    ReleaseOutcome, RevokeOutcome, Seat, SessionStore, SnapshotOutcome, SweepTask, TouchOutcome,
 };
 use coedit_tests::*;
 use serde_json::Value;
@@ -40,6 +41,10 @@ every_store!(
     a_lock_has_one_holder_however_many_race,
     a_lock_is_free_once_its_holder_is_not_present,
     the_sweep_finds_due_sessions_and_erases_whole,
+    a_template_key_names_one_session_per_tenant,
+    a_session_that_starts_later_numbers_on,
+    an_ended_session_is_kept_until_its_time,
+    a_reported_version_only_moves_forward,
 );
 
 fn tenant() -> TenantId {
@@ -58,13 +63,18 @@ async fn is_absent(store: &Arc<dyn SessionStore>, id: &SessionId, at: Timestamp)
     store.read_session(id, at).await.unwrap().is_none()
 }
 
+fn opening(value: Value) -> Opening {
+    Opening {
+        tenant: tenant(),
+        user_id: "u1".into(),
+        template: Template::prepare(value, "/template").unwrap(),
+        version: Version::FIRST,
+        template_key: None,
+    }
+}
+
 fn new_from(value: Value) -> NewSession {
-    new_session(
-        tenant(),
-        "u1",
-        Template::prepare(value, "/template").unwrap(),
-        now(),
-    )
+    new_session(opening(value), now())
 }
 
 async fn created_session_reads_back_whole(store: TestStore) {
@@ -163,9 +173,15 @@ async fn every_fixture_round_trips_byte_identical(store: TestStore) {
             .unwrap()
             .unwrap();
         assert_eq!(state.snapshot.as_str(), new.template.as_str(), "{name}");
-        // Fixtures all carry their uuids, so the stored form is exactly the input's.
+        // Fixtures all carry their uuids, so the stored form is exactly the input's
+        // (with `comments`, which every template has).
         if name != "hackathon-playground-template.json" {
-            assert_eq!(state.snapshot.as_str(), canonical(&template), "{name}");
+            let mut expected = template.clone();
+            if let Some(root) = expected.as_object_mut() {
+                root.entry("comments")
+                    .or_insert_with(|| serde_json::json!({}));
+            }
+            assert_eq!(state.snapshot.as_str(), canonical(&expected), "{name}");
         }
     }
 }
@@ -866,12 +882,28 @@ async fn the_sweep_finds_due_sessions_and_erases_whole(store: TestStore) {
             .contains(&SweepTask::CheckPresence(occupied.clone()))
     );
 
-    // Erasure: only once expired, then whole.
+    // Erasure: only once expired and its end told, then whole.
     let not_yet = now().plus(Duration::from_secs(30));
     assert_eq!(
         store.erase_session(&abandoned, not_yet).await.unwrap(),
-        EraseOutcome::NotExpired
+        EraseOutcome::NotDue
     );
+    assert_eq!(
+        store.erase_session(&abandoned, at).await.unwrap(),
+        EraseOutcome::NotDue,
+        "the host was not told it ended"
+    );
+    let session = store
+        .read_expired(&abandoned, at)
+        .await
+        .unwrap()
+        .unwrap()
+        .session;
+    assert!(store.read_expired(&occupied, at).await.unwrap().is_none());
+    store
+        .mark_ended(&session, Ended { at, kept_until: at })
+        .await
+        .unwrap();
     assert!(
         store
             .read_session(&abandoned, now())
@@ -904,17 +936,17 @@ async fn the_sweep_finds_due_sessions_and_erases_whole(store: TestStore) {
             .unwrap()
             .is_empty()
     );
-    assert!(store.first_template(&abandoned).await.unwrap().is_none());
+    assert!(store.first_template(&session).await.unwrap().is_none());
     assert!(!due(at).await.contains(&SweepTask::Erase(abandoned.clone())));
     assert_eq!(
         store.erase_session(&abandoned, at).await.unwrap(),
-        EraseOutcome::NotExpired
+        EraseOutcome::NotDue
     );
     // The occupied one is not erased, whatever the time.
     let much_later = at.plus(Duration::from_secs(3600));
     assert_eq!(
         store.erase_session(&occupied, much_later).await.unwrap(),
-        EraseOutcome::NotExpired
+        EraseOutcome::NotDue
     );
 }
 
@@ -980,5 +1012,261 @@ async fn dynamodb_seats_left_half_taken_are_given_back() {
     assert_eq!(
         store.join(&seat(&id, 8, 5, later)).await.unwrap(),
         JoinOutcome::Full
+    );
+}
+
+fn keyed(key: &str, tenant: &TenantId, at: Timestamp) -> NewSession {
+    let opening = Opening {
+        tenant: tenant.clone(),
+        template_key: Some(TemplateKey::parse(key).unwrap()),
+        ..opening(serde_json::json!({"page": {"rows": []}}))
+    };
+    new_session(opening, at)
+}
+
+async fn a_template_key_names_one_session_per_tenant(store: TestStore) {
+    let store = store.store();
+    let key = TemplateKey::parse("welcome-email").unwrap();
+    let first = keyed("welcome-email", &tenant(), now());
+    assert_eq!(
+        store.create_session(&first).await.unwrap(),
+        CreateOutcome::Created
+    );
+    let found = store.find_template_session(&tenant(), &key).await.unwrap();
+    assert_eq!(found.as_ref(), Some(&first.session.id));
+
+    // A second start of the same key writes nothing, whichever session it names.
+    let second = keyed("welcome-email", &tenant(), now());
+    assert_eq!(
+        store.create_session(&second).await.unwrap(),
+        CreateOutcome::KeyTaken
+    );
+    let wrong = NewSession {
+        replaces: Some(SessionId::generate()),
+        ..keyed("welcome-email", &tenant(), now())
+    };
+    assert_eq!(
+        store.create_session(&wrong).await.unwrap(),
+        CreateOutcome::KeyTaken
+    );
+    for refused in [&second, &wrong] {
+        assert!(is_absent(&store, &refused.session.id, now()).await);
+        assert!(
+            store
+                .history(&refused.session.id, Version(0), 5)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    // Another tenant's equal key is another claim.
+    let other_tenant = TenantId::parse("globex").unwrap();
+    let theirs = keyed("welcome-email", &other_tenant, now());
+    assert_eq!(
+        store.create_session(&theirs).await.unwrap(),
+        CreateOutcome::Created
+    );
+    assert_eq!(
+        store
+            .find_template_session(&other_tenant, &key)
+            .await
+            .unwrap(),
+        Some(theirs.session.id.clone())
+    );
+    assert_eq!(
+        store.find_template_session(&tenant(), &key).await.unwrap(),
+        Some(first.session.id.clone())
+    );
+
+    // Expired (nobody joined), not yet ended: a new session may take the key over.
+    let expired = now().plus(EMPTY_SESSION_LIFETIME);
+    let successor = NewSession {
+        replaces: Some(first.session.id.clone()),
+        ..keyed("welcome-email", &tenant(), expired)
+    };
+    assert_eq!(
+        store.create_session(&successor).await.unwrap(),
+        CreateOutcome::Created
+    );
+    assert_eq!(
+        store.find_template_session(&tenant(), &key).await.unwrap(),
+        Some(successor.session.id.clone())
+    );
+    // The old one's end does not free the key its successor holds.
+    store
+        .mark_ended(
+            &first.session,
+            Ended {
+                at: expired,
+                kept_until: expired,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_template_session(&tenant(), &key).await.unwrap(),
+        Some(successor.session.id.clone())
+    );
+    // The successor's end frees it.
+    let later = expired.plus(EMPTY_SESSION_LIFETIME);
+    store
+        .mark_ended(
+            &successor.session,
+            Ended {
+                at: later,
+                kept_until: later,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find_template_session(&tenant(), &key).await.unwrap(),
+        None
+    );
+    let third = keyed("welcome-email", &tenant(), later);
+    assert_eq!(
+        store.create_session(&third).await.unwrap(),
+        CreateOutcome::Created
+    );
+}
+
+async fn a_session_that_starts_later_numbers_on(store: TestStore) {
+    let store = store.store();
+    let new = new_session(
+        Opening {
+            version: Version(41),
+            ..opening(serde_json::json!({"page": {"rows": []}}))
+        },
+        now(),
+    );
+    store.create_session(&new).await.unwrap();
+    let id = &new.session.id;
+    assert_eq!(store.head_version(id).await.unwrap(), Some(Version(41)));
+    let e = entry(
+        42,
+        "c42",
+        serde_json::json!([{"op": "add", "path": "/page/x", "value": 1}]),
+    );
+    assert_eq!(
+        store.append_change(id, &e).await.unwrap(),
+        AppendOutcome::Appended
+    );
+    let state = store.read_session(id, now()).await.unwrap().unwrap();
+    assert_eq!(state.session.first_version, Version(41));
+    assert_eq!(state.current().unwrap().0, Version(42));
+    assert_eq!(
+        store
+            .history_before(id, None, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.version)
+            .collect::<Vec<_>>(),
+        [Version(42), Version(41)]
+    );
+    // Compaction keeps the first template, at the first version.
+    let (_, template) = state.current().unwrap();
+    assert_eq!(
+        store
+            .write_snapshot(id, Version(42), &template)
+            .await
+            .unwrap(),
+        SnapshotOutcome::Stored
+    );
+    let first = store.first_template(&state.session).await.unwrap().unwrap();
+    assert_eq!(first.as_str(), new.template.as_str());
+
+    // Erasure finds the log from the first version on.
+    let at = now().plus(EMPTY_SESSION_LIFETIME);
+    store
+        .mark_ended(&state.session, Ended { at, kept_until: at })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.erase_session(id, at).await.unwrap(),
+        EraseOutcome::Erased
+    );
+    assert!(store.history(id, Version(0), 10).await.unwrap().is_empty());
+    assert_eq!(store.head_version(id).await.unwrap(), None);
+}
+
+async fn an_ended_session_is_kept_until_its_time(store: TestStore) {
+    let store = store.store();
+    let new = new_from(serde_json::json!({"page": {"rows": []}}));
+    store.create_session(&new).await.unwrap();
+    let id = &new.session.id;
+    let at = now().plus(EMPTY_SESSION_LIFETIME);
+    let kept_until = at.plus(Duration::from_secs(3600));
+    let last = store.read_expired(id, at).await.unwrap().unwrap();
+    store
+        .mark_ended(&last.session, Ended { at, kept_until })
+        .await
+        .unwrap();
+    // Marking again changes nothing.
+    store
+        .mark_ended(&last.session, Ended { at, kept_until })
+        .await
+        .unwrap();
+
+    let due = |t| {
+        let store = store.clone();
+        async move { store.sweep_due(t, 1000).await.unwrap() }
+    };
+    assert!(!due(at).await.contains(&SweepTask::Erase(id.clone())));
+    assert_eq!(
+        store.erase_session(id, at).await.unwrap(),
+        EraseOutcome::NotDue
+    );
+    let kept = store.read_expired(id, at).await.unwrap().unwrap();
+    assert_eq!(kept.session.ended, Some(Ended { at, kept_until }));
+    assert_eq!(kept.current().unwrap().1.as_str(), new.template.as_str());
+    // Never live again: no join, no read as a live session.
+    assert!(is_absent(&store, id, at).await);
+    assert_eq!(
+        store.join(&seat(id, 1, 5, at)).await.unwrap(),
+        JoinOutcome::NotFound
+    );
+
+    assert!(
+        due(kept_until)
+            .await
+            .contains(&SweepTask::Erase(id.clone()))
+    );
+    assert_eq!(
+        store.erase_session(id, kept_until).await.unwrap(),
+        EraseOutcome::Erased
+    );
+    assert!(store.read_expired(id, kept_until).await.unwrap().is_none());
+}
+
+async fn a_reported_version_only_moves_forward(store: TestStore) {
+    let store = store.store();
+    let id = session(&store).await;
+    let reported = |store: Arc<dyn SessionStore>, id: SessionId| async move {
+        store
+            .read_members(&id, now())
+            .await
+            .unwrap()
+            .unwrap()
+            .session
+            .reported
+    };
+    assert_eq!(reported(store.clone(), id.clone()).await, None);
+    store.mark_reported(&id, Version(7), now()).await.unwrap();
+    assert_eq!(
+        reported(store.clone(), id.clone()).await,
+        Some((Version(7), now()))
+    );
+    let later = now().plus(Duration::from_secs(60));
+    store.mark_reported(&id, Version(5), later).await.unwrap();
+    assert_eq!(
+        reported(store.clone(), id.clone()).await,
+        Some((Version(7), now()))
+    );
+    store.mark_reported(&id, Version(9), later).await.unwrap();
+    assert_eq!(
+        reported(store.clone(), id.clone()).await,
+        Some((Version(9), later))
     );
 }

@@ -6,10 +6,12 @@
 use super::websocket::{WebSocketEvent, WebSocketResponse, connection_id, ok, query, refuse};
 use crate::app::App;
 use crate::error::{Code, Error, Result};
+use crate::events::EventKind;
 use crate::session::Connection;
 use crate::session::message::ChangeKind;
 use crate::session::presence::Departure;
 use crate::store::{JoinOutcome, Seat};
+use crate::usecase::host;
 use crate::usecase::presence::{announce, depart, drop_stale};
 
 pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
@@ -80,14 +82,16 @@ async fn connect(app: &App, event: &WebSocketEvent) -> Result<()> {
     if members.connection(connection_id).is_none() {
         members.connections.push(connection);
     }
-    let gone = announce(
-        app,
-        &members,
-        ChangeKind::UserJoined,
-        &grant.user,
-        Some(connection_id),
-    )
-    .await;
+    let (gone, ()) = tokio::join!(
+        announce(
+            app,
+            &members,
+            ChangeKind::UserJoined,
+            &grant.user,
+            Some(connection_id),
+        ),
+        host::user_came_or_went(app, EventKind::UserJoined, &members, &grant.user)
+    );
     for id in gone {
         if let Err(e) = depart(app, &mut members, &id, Departure::Left, Some(connection_id)).await {
             tracing::warn!(detail = %e.detail, "dropping a gone connection failed");

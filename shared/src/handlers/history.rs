@@ -78,13 +78,13 @@ pub async fn history(app: &App, req: &Request) -> Result<Response<Body>> {
         app.store.read_members(&id, now),
         app.store.history_before(&id, before, limit)
     );
-    members?
+    let members = members?
         .filter(|m| &m.session.tenant == credential.tenant())
         .ok_or_else(Error::session_not_found)?;
     let entries = entries?;
     let next_before = entries
         .last()
-        .filter(|e| entries.len() == limit && e.version > Version::FIRST)
+        .filter(|e| entries.len() == limit && e.version > members.session.first_version)
         .map(|e| e.version);
     let page = Page {
         entries: entries
@@ -119,25 +119,26 @@ pub async fn version_at(app: &App, req: &Request) -> Result<Response<Body>> {
         .filter(|s| &s.session.tenant == credential.tenant())
         .ok_or_else(Error::session_not_found)?;
     let snapshot = state.session.snapshot_version;
+    let first = state.session.first_version;
     let newest = state.tail.last().map_or(snapshot, |e| e.version);
-    if n > newest {
+    if n > newest || n < first {
         return Err(Error::malformed(format!(
-            "n: the session's newest version is {newest}"
+            "n: the session's versions are {first} to {newest}"
         )));
     }
     let mut head = if n >= snapshot {
         Head::new(&state.snapshot, snapshot)?
     } else {
         // Older than the snapshot: from the first template, through the log.
-        let first = app
+        let first_template = app
             .store
-            .first_template(&id)
+            .first_template(&state.session)
             .await?
             .ok_or_else(|| Error::unexpected("the session's first template is missing"))?;
-        let mut head = Head::new(&first, Version::FIRST)?;
+        let mut head = Head::new(&first_template, first)?;
         let older = app
             .store
-            .history(&id, Version::FIRST, (n.0 - 1) as usize)
+            .history(&id, first, (n.0 - first.0) as usize)
             .await?;
         head.catch_up(&older)?;
         head

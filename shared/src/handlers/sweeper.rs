@@ -1,6 +1,7 @@
-//! The sweeper, run every minute: erases sessions that expired and drops stale
-//! connections from occupied sessions that nobody touches (every client gone
-//! without a `$disconnect`). It finds its work through the store's sweep index,
+//! The sweeper, run every minute: tells the host of sessions that expired (with
+//! the final template) and then erases them, drops stale connections from
+//! occupied sessions that nobody touches (every client gone without a
+//! `$disconnect`), and tells the host of their progress. It finds its work through the store's sweep index,
 //! never by scanning.
 
 use std::time::Duration;
@@ -12,6 +13,7 @@ use crate::error::Result;
 use crate::session::HEARTBEAT_TIMEOUT;
 use crate::session::presence::PRESENCE_CHECK_INTERVAL;
 use crate::store::{EraseOutcome, SweepTask};
+use crate::usecase::host;
 use crate::usecase::presence::drop_stale;
 
 /// Sessions handled per batch; a run goes on until nothing is due.
@@ -26,9 +28,13 @@ pub type ScheduleEvent = serde_json::Value;
 /// What a run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct SweepReport {
+    /// Sessions whose end the host was told of.
+    pub ended: usize,
     pub erased: usize,
     pub checked: usize,
     pub dropped: usize,
+    /// `coedit.session.updated` events sent.
+    pub updated: usize,
     /// Seats given back that a join or departure left half-way.
     pub reclaimed: usize,
     pub failed: usize,
@@ -50,6 +56,8 @@ pub async fn run(app: &App) -> SweepReport {
         for outcome in done {
             match outcome {
                 Ok(r) => {
+                    report.ended += r.ended;
+                    report.updated += r.updated;
                     report.erased += r.erased;
                     report.checked += r.checked;
                     report.dropped += r.dropped;
@@ -75,6 +83,11 @@ async fn sweep(app: &App, task: &SweepTask) -> Result<SweepReport> {
     let mut report = SweepReport::default();
     match task {
         SweepTask::Erase(id) => {
+            // The host hears of the end, with the final template, before anything
+            // is erased; a failed publish leaves the session for the next sweep.
+            if host::end_session(app, id).await? {
+                report.ended = 1;
+            }
             if app.store.erase_session(id, now).await? == EraseOutcome::Erased {
                 tracing::info!(session = %id, "expired session erased");
                 report.erased = 1;
@@ -87,6 +100,12 @@ async fn sweep(app: &App, task: &SweepTask) -> Result<SweepReport> {
                 return Ok(report);
             };
             report.dropped = drop_stale(app, &members).await?;
+            match host::report_progress(app, &members).await {
+                Ok(told) => report.updated = usize::from(told),
+                Err(e) => {
+                    tracing::warn!(detail = %e.detail, "reporting a session's progress failed")
+                }
+            }
             // Look again when the first of the remaining connections could go stale.
             let next = members
                 .present(now)

@@ -133,10 +133,14 @@ mod tests {
             session: Session {
                 id: SessionId::generate(),
                 tenant: TenantId::parse("t").unwrap(),
+                template_key: None,
+                first_version: Version(1),
                 snapshot_version: Version(1),
                 created_at: Timestamp(0),
                 expires_at: None,
                 seats: 4,
+                reported: None,
+                ended: None,
             },
             connections: vec![
                 connection("ann-1", 1, 1000),

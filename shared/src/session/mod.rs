@@ -84,6 +84,46 @@ impl TenantId {
     }
 }
 
+/// The host's name for a template (`PUT .../templates/{templateKey}/session`): one
+/// live session per key and tenant. 1 to 256 URL-safe bytes (RFC 3986 unreserved:
+/// `A-Z a-z 0-9 - . _ ~`), so it reads the same in a path, a key and an event.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TemplateKey(String);
+
+impl TemplateKey {
+    pub const MAX_LEN: usize = 256;
+
+    pub fn parse(text: &str) -> Result<Self> {
+        if text.is_empty() || text.len() > Self::MAX_LEN {
+            return Err(Error::malformed(format!(
+                "templateKey: must be 1 to {} bytes long, is {}",
+                Self::MAX_LEN,
+                text.len()
+            )));
+        }
+        if let Some(at) = text
+            .bytes()
+            .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')))
+        {
+            return Err(Error::malformed(format!(
+                "templateKey: byte {at} is not URL-safe (allowed: A-Z a-z 0-9 - . _ ~)"
+            )));
+        }
+        Ok(TemplateKey(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TemplateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The integer version of a session's template: 1 at creation, +1 per accepted change.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
@@ -93,6 +133,25 @@ pub struct Version(pub u64);
 
 impl Version {
     pub const FIRST: Version = Version(1);
+
+    /// The highest version a session may start at: the largest integer a browser's
+    /// JSON numbers hold exactly (2^53 - 1), less room for a lifetime of changes.
+    pub const MAX_START: Version = Version((1 << 53) - 1 - (1 << 32));
+
+    /// The version a host asks a new session to start at (`"version"`: its latest
+    /// saved version): a whole number from 1 to `MAX_START`; absent means 1.
+    pub fn parse_start(value: Option<&Value>) -> Result<Version> {
+        let Some(value) = value else {
+            return Ok(Version::FIRST);
+        };
+        match value.as_u64() {
+            Some(v) if (1..=Self::MAX_START.0).contains(&v) => Ok(Version(v)),
+            _ => Err(Error::malformed(format!(
+                "version: must be a whole number from 1 to {}",
+                Self::MAX_START.0
+            ))),
+        }
+    }
 
     pub fn next(self) -> Version {
         Version(self.0 + 1)
@@ -140,6 +199,10 @@ pub struct HistoryEntry {
 pub struct Session {
     pub id: SessionId,
     pub tenant: TenantId,
+    /// The host's key for the template, when it was started by key.
+    pub template_key: Option<TemplateKey>,
+    /// The version it started at (the host's latest saved version, else 1).
+    pub first_version: Version,
     /// The version of the stored template snapshot; later changes are in the log.
     pub snapshot_version: Version,
     pub created_at: Timestamp,
@@ -148,12 +211,31 @@ pub struct Session {
     /// Connections holding a seat, stale ones included until they are dropped. The
     /// plan's limit is checked against this count in the same write that takes a seat.
     pub seats: u32,
+    /// The newest version a `coedit.session.updated` event told the host, and when.
+    pub reported: Option<(Version, Timestamp)>,
+    /// Set once the `coedit.session.ended` event is published: the session is
+    /// over, and only kept (readable by API key) until `kept_until`.
+    pub ended: Option<Ended>,
+}
+
+/// A session whose end the host has been told of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    pub at: Timestamp,
+    /// Its final template stays readable until then (a template too large for the
+    /// event), else this is `at`.
+    pub kept_until: Timestamp,
 }
 
 impl Session {
     /// Expiry is decided here, not by DynamoDB's TTL, which deletes late.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// Expired, its end told to the host, and no longer kept for it.
+    pub fn is_due_for_erasure(&self, now: Timestamp) -> bool {
+        self.is_expired(now) && self.ended.is_some_and(|e| now >= e.kept_until)
     }
 }
 
@@ -216,38 +298,53 @@ pub struct NewSession {
     pub session: Session,
     pub first_entry: HistoryEntry,
     pub template: Template,
+    /// With a template key: the expired session whose claim on the key this one
+    /// takes over (`None`: the key must be unclaimed).
+    pub replaces: Option<SessionId>,
 }
 
-/// Builds a session at version 1 from a prepared template; nobody has joined yet,
-/// so it expires like an abandoned one unless someone does.
-pub fn new_session(
-    tenant: TenantId,
-    user_id: &str,
-    template: Template,
-    now: Timestamp,
-) -> NewSession {
+/// What a host starts a session with.
+#[derive(Debug, Clone)]
+pub struct Opening {
+    pub tenant: TenantId,
+    /// Who opened it (the first history entry's `userId`).
+    pub user_id: String,
+    pub template: Template,
+    /// The template's version: the host's latest saved one, else 1.
+    pub version: Version,
+    pub template_key: Option<TemplateKey>,
+}
+
+/// Builds a session from a prepared template at the version it opens with; nobody
+/// has joined yet, so it expires like an abandoned one unless someone does.
+pub fn new_session(opening: Opening, now: Timestamp) -> NewSession {
     let session = Session {
         id: SessionId::generate(),
-        tenant,
-        snapshot_version: Version::FIRST,
+        tenant: opening.tenant,
+        template_key: opening.template_key,
+        first_version: opening.version,
+        snapshot_version: opening.version,
         created_at: now,
         expires_at: Some(now.plus(EMPTY_SESSION_LIFETIME)),
         seats: 0,
+        reported: None,
+        ended: None,
     };
     let first_entry = HistoryEntry {
-        version: Version::FIRST,
+        version: opening.version,
         timestamp: now.to_rfc3339(),
         change_id: uuid::Uuid::new_v4().to_string(),
         label: "Session created".to_owned(),
         kind: "create".to_owned(),
-        user_id: user_id.to_owned(),
+        user_id: opening.user_id,
         diff: Vec::new(),
         connection: None,
     };
     NewSession {
         session,
         first_entry,
-        template,
+        template: opening.template,
+        replaces: None,
     }
 }
 
@@ -304,6 +401,35 @@ mod tests {
     }
 
     #[test]
+    fn template_keys_are_url_safe() {
+        assert!(TemplateKey::parse("welcome-email_v2.~x").is_ok());
+        assert!(TemplateKey::parse(&"k".repeat(256)).is_ok());
+        for bad in ["", "a/b", "a b", "a%20b", "é", "a#b"] {
+            let e = TemplateKey::parse(bad).unwrap_err();
+            assert!(e.detail.starts_with("templateKey: "), "{bad}: {}", e.detail);
+        }
+        assert!(TemplateKey::parse(&"k".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn a_start_version_is_a_positive_whole_number() {
+        use serde_json::json;
+        assert_eq!(Version::parse_start(None).unwrap(), Version(1));
+        assert_eq!(Version::parse_start(Some(&json!(41))).unwrap(), Version(41));
+        for bad in [
+            json!(0),
+            json!(-3),
+            json!(1.5),
+            json!("7"),
+            json!(null),
+            json!(1u64 << 60),
+        ] {
+            let e = Version::parse_start(Some(&bad)).unwrap_err();
+            assert!(e.detail.starts_with("version: "), "{bad}");
+        }
+    }
+
+    #[test]
     fn tenant_ids_are_plain() {
         assert!(TenantId::parse("acme-co_1.eu").is_ok());
         assert!(TenantId::parse("").is_err());
@@ -314,8 +440,14 @@ mod tests {
     #[test]
     fn a_new_session_expires_a_minute_later_unless_joined() {
         let now = Timestamp(1_000_000);
-        let t = Template::from_canonical_json(r#"{"page":{}}"#.into());
-        let new = new_session(TenantId::parse("t").unwrap(), "u1", t, now);
+        let opening = Opening {
+            tenant: TenantId::parse("t").unwrap(),
+            user_id: "u1".into(),
+            template: Template::from_canonical_json(r#"{"page":{}}"#.into()),
+            version: Version::FIRST,
+            template_key: None,
+        };
+        let new = new_session(opening, now);
         assert_eq!(new.session.snapshot_version, Version(1));
         assert_eq!(new.first_entry.version, Version(1));
         assert!(new.first_entry.diff.is_empty());

@@ -163,10 +163,14 @@ mod tests {
         Session {
             id: SessionId::generate(),
             tenant: TenantId::parse("t").unwrap(),
+            template_key: None,
+            first_version: Version(1),
             snapshot_version: Version(3),
             created_at: Timestamp(0),
             expires_at: None,
             seats,
+            reported: None,
+            ended: None,
         }
     }
 

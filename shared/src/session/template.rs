@@ -49,12 +49,18 @@ impl Template {
                 }
             }
         }
-        if let Some(comments) = root.get("comments")
-            && !comments.is_object()
-        {
-            return Err(Error::malformed(format!(
-                "{at}/comments: must be an object"
-            )));
+        // The seed's templates always carry `comments`; a patch on `/comments/<id>`
+        // needs the object to exist.
+        match root.get("comments") {
+            None => {
+                root.insert("comments".to_owned(), Value::Object(Default::default()));
+            }
+            Some(comments) if !comments.is_object() => {
+                return Err(Error::malformed(format!(
+                    "{at}/comments: must be an object"
+                )));
+            }
+            Some(_) => {}
         }
         let json = serde_json::to_string(&value)
             .map_err(|e| Error::unexpected(format!("serializing the template: {e}")))?;

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 use super::snapshot::Snapshot;
 use super::{
-    ApiKeyStore, AppendOutcome, Catchup, EraseOutcome, JoinOutcome, LeaveOutcome, LockOutcome,
-    LockStore, PresenceStore, ReleaseOutcome, RevokeOutcome, Seat, SessionLogStore,
+    ApiKeyStore, AppendOutcome, Catchup, CreateOutcome, EraseOutcome, JoinOutcome, LeaveOutcome,
+    LockOutcome, LockStore, PresenceStore, ReleaseOutcome, RevokeOutcome, Seat, SessionLogStore,
     SnapshotOutcome, SnapshotStore, SweepStore, SweepTask, TouchOutcome,
 };
 use crate::api_key::{ApiKeyRecord, KeyHash};
@@ -21,8 +21,8 @@ use crate::patch::Lockable;
 use crate::session::locks::{self, LockDecision};
 use crate::session::presence::{self, Departure, PRESENCE_CHECK_INTERVAL};
 use crate::session::{
-    Connection, HistoryEntry, Lock, NewSession, Session, SessionId, SessionMembers, SessionState,
-    Template, Version,
+    Connection, Ended, HistoryEntry, Lock, NewSession, Session, SessionId, SessionMembers,
+    SessionState, Template, TemplateKey, TenantId, Version,
 };
 
 #[derive(Default)]
@@ -37,13 +37,15 @@ struct Inner {
     keys: HashMap<KeyHash, ApiKeyRecord>,
     /// Connection id -> session: the reverse lookup `$disconnect` and `ping` need.
     connections: HashMap<String, SessionId>,
+    /// A tenant's template key -> the session it names.
+    claims: HashMap<(TenantId, TemplateKey), SessionId>,
 }
 
 struct StoredSession {
     session: Session,
     history: BTreeMap<Version, HistoryEntry>,
     snapshot: Snapshot,
-    /// The template at version 1, kept through compaction.
+    /// The template at the first version, kept through compaction.
     first: Snapshot,
     connections: BTreeMap<String, Connection>,
     locks: BTreeMap<String, Lock>,
@@ -79,44 +81,19 @@ impl MemoryStore {
         self.writes.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic elsewhere cannot leave half-applied state: every change below is
-        // made after all its checks.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-#[async_trait]
-impl SessionLogStore for MemoryStore {
-    async fn create_session(&self, new: &NewSession) -> Result<()> {
-        let snapshot = Snapshot::encode(&new.template)?;
-        let mut inner = self.lock();
-        if inner.sessions.contains_key(&new.session.id) {
-            return Err(Error::unexpected("a session with this id exists already"));
-        }
-        inner.sessions.insert(
-            new.session.id.clone(),
-            StoredSession {
-                session: new.session.clone(),
-                history: BTreeMap::from([(new.first_entry.version, new.first_entry.clone())]),
-                first: snapshot.clone(),
-                snapshot,
-                connections: BTreeMap::new(),
-                locks: BTreeMap::new(),
-                presence_check_at: None,
-            },
-        );
-        self.wrote();
-        Ok(())
-    }
-
-    async fn read_session(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionState>> {
+    /// A live session (`expired` false) or an expired one still stored.
+    fn read_state(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+        expired: bool,
+    ) -> Result<Option<SessionState>> {
         let (session, connections, snapshot, tail) = {
             let inner = self.lock();
             let Some(stored) = inner.sessions.get(id) else {
                 return Ok(None);
             };
-            if stored.session.is_expired(now) {
+            if stored.session.is_expired(now) != expired {
                 return Ok(None);
             }
             let present = stored
@@ -146,6 +123,61 @@ impl SessionLogStore for MemoryStore {
             snapshot: template,
             tail,
         }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic elsewhere cannot leave half-applied state: every change below is
+        // made after all its checks.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl SessionLogStore for MemoryStore {
+    async fn create_session(&self, new: &NewSession) -> Result<CreateOutcome> {
+        let snapshot = Snapshot::encode(&new.template)?;
+        let mut inner = self.lock();
+        if inner.sessions.contains_key(&new.session.id) {
+            return Err(Error::unexpected("a session with this id exists already"));
+        }
+        if let Some(key) = &new.session.template_key {
+            let claim = (new.session.tenant.clone(), key.clone());
+            if inner.claims.get(&claim) != new.replaces.as_ref() {
+                return Ok(CreateOutcome::KeyTaken);
+            }
+            inner.claims.insert(claim, new.session.id.clone());
+        }
+        inner.sessions.insert(
+            new.session.id.clone(),
+            StoredSession {
+                session: new.session.clone(),
+                history: BTreeMap::from([(new.first_entry.version, new.first_entry.clone())]),
+                first: snapshot.clone(),
+                snapshot,
+                connections: BTreeMap::new(),
+                locks: BTreeMap::new(),
+                presence_check_at: None,
+            },
+        );
+        self.wrote();
+        Ok(CreateOutcome::Created)
+    }
+
+    async fn find_template_session(
+        &self,
+        tenant: &TenantId,
+        key: &TemplateKey,
+    ) -> Result<Option<SessionId>> {
+        let claim = (tenant.clone(), key.clone());
+        Ok(self.lock().claims.get(&claim).cloned())
+    }
+
+    async fn read_session(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionState>> {
+        self.read_state(id, now, false)
+    }
+
+    async fn read_expired(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionState>> {
+        self.read_state(id, now, true)
     }
 
     async fn history(
@@ -255,8 +287,12 @@ impl SnapshotStore for MemoryStore {
         Ok(SnapshotOutcome::Stored)
     }
 
-    async fn first_template(&self, id: &SessionId) -> Result<Option<Template>> {
-        let first = self.lock().sessions.get(id).map(|s| s.first.clone());
+    async fn first_template(&self, session: &Session) -> Result<Option<Template>> {
+        let first = self
+            .lock()
+            .sessions
+            .get(&session.id)
+            .map(|s| s.first.clone());
         first
             .map(|f| {
                 let parts: Vec<&[u8]> = f.parts.iter().map(Vec::as_slice).collect();
@@ -421,7 +457,8 @@ impl SweepStore for MemoryStore {
             .sessions
             .values()
             .filter_map(|s| {
-                if s.session.is_expired(now) {
+                let kept = s.session.ended.is_some_and(|e| now < e.kept_until);
+                if s.session.is_expired(now) && !kept {
                     Some(SweepTask::Erase(s.session.id.clone()))
                 } else if s.presence_check_at.is_some_and(|at| at <= now) {
                     Some(SweepTask::CheckPresence(s.session.id.clone()))
@@ -443,12 +480,45 @@ impl SweepStore for MemoryStore {
         Ok(())
     }
 
+    async fn mark_ended(&self, session: &Session, ended: Ended) -> Result<()> {
+        let mut inner = self.lock();
+        let Some(stored) = inner
+            .sessions
+            .get_mut(&session.id)
+            .filter(|s| s.session.is_expired(ended.at))
+        else {
+            return Err(Error::unexpected(
+                "marking a session ended: it is missing or not expired",
+            ));
+        };
+        stored.session.ended = Some(ended);
+        if let Some(key) = &session.template_key {
+            let claim = (session.tenant.clone(), key.clone());
+            if inner.claims.get(&claim) == Some(&session.id) {
+                inner.claims.remove(&claim);
+            }
+        }
+        self.wrote();
+        Ok(())
+    }
+
+    async fn mark_reported(&self, id: &SessionId, version: Version, at: Timestamp) -> Result<()> {
+        let mut inner = self.lock();
+        if let Some(stored) = inner.sessions.get_mut(id)
+            && stored.session.reported.is_none_or(|(v, _)| v < version)
+        {
+            stored.session.reported = Some((version, at));
+            self.wrote();
+        }
+        Ok(())
+    }
+
     async fn erase_session(&self, id: &SessionId, now: Timestamp) -> Result<EraseOutcome> {
         let mut inner = self.lock();
         let expired = inner
             .sessions
             .get(id)
-            .is_some_and(|s| s.session.is_expired(now));
+            .is_some_and(|s| s.session.is_due_for_erasure(now));
         if expired {
             if let Some(stored) = inner.sessions.remove(id) {
                 for connection in stored.connections.keys() {
@@ -460,7 +530,7 @@ impl SweepStore for MemoryStore {
         Ok(if expired {
             EraseOutcome::Erased
         } else {
-            EraseOutcome::NotExpired
+            EraseOutcome::NotDue
         })
     }
 }

@@ -16,8 +16,8 @@ use crate::error::Result;
 use crate::patch::Lockable;
 use crate::session::presence::Departure;
 use crate::session::{
-    Connection, HistoryEntry, Lock, NewSession, SessionId, SessionMembers, SessionState, Template,
-    TenantId, Version,
+    Connection, Ended, HistoryEntry, Lock, NewSession, Session, SessionId, SessionMembers,
+    SessionState, Template, TemplateKey, TenantId, Version,
 };
 
 pub use dynamo::DynamoStore;
@@ -26,13 +26,29 @@ pub use memory::MemoryStore;
 /// Sessions and their log: creating a session, reading it, and appending changes.
 #[async_trait]
 pub trait SessionLogStore: Send + Sync {
-    /// Writes a new session, its first history entry and its template, all at once
-    /// or not at all. Fails if a session with that id exists.
-    async fn create_session(&self, new: &NewSession) -> Result<()>;
+    /// Writes a new session, its first history entry and its template, and with a
+    /// template key the key's claim, all at once or not at all. The claim decides
+    /// between racing starts: the key must be unclaimed, or still name
+    /// `new.replaces`, else nothing is written (`KeyTaken`). Fails if a session
+    /// with that id exists.
+    async fn create_session(&self, new: &NewSession) -> Result<CreateOutcome>;
+
+    /// The session a tenant's template key names, if it is claimed. The session
+    /// may have expired since: the claim lasts until the host is told it ended.
+    async fn find_template_session(
+        &self,
+        tenant: &TenantId,
+        key: &TemplateKey,
+    ) -> Result<Option<SessionId>>;
 
     /// The session as it is at `now`: `None` when it does not exist or has expired
     /// (whether or not its data has been erased yet). Lists only present connections.
     async fn read_session(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionState>>;
+
+    /// A session that has expired but is still stored (its end not yet told, or
+    /// its final template kept for the host): its last state. `None` when it is
+    /// live or gone.
+    async fn read_expired(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionState>>;
 
     /// History entries newer than `since`, oldest first, at most `limit` of them.
     async fn history(
@@ -83,9 +99,10 @@ pub trait SnapshotStore: Send + Sync {
         template: &Template,
     ) -> Result<SnapshotOutcome>;
 
-    /// The template the session was created with (version 1), which compaction
-    /// keeps: the base for reading versions older than the current snapshot.
-    async fn first_template(&self, id: &SessionId) -> Result<Option<Template>>;
+    /// The template the session was created with (at `session.first_version`),
+    /// which compaction keeps: the base for reading versions older than the
+    /// current snapshot.
+    async fn first_template(&self, session: &Session) -> Result<Option<Template>>;
 }
 
 /// Presence: who is in a session, their seats and their heartbeats.
@@ -165,8 +182,16 @@ pub trait SweepStore: Send + Sync {
     /// When the sweeper should next look for stale connections in an occupied session.
     async fn schedule_presence_check(&self, id: &SessionId, at: Timestamp) -> Result<()>;
 
-    /// Deletes every item of a session that has expired by `now`; nothing when it
-    /// has not, e.g. because somebody rejoined.
+    /// Records that the host was told `session` ended (it has expired): frees its
+    /// template key, if the claim still names it, and lists it for erasure at
+    /// `ended.kept_until`. Repeating it changes nothing.
+    async fn mark_ended(&self, session: &Session, ended: Ended) -> Result<()>;
+
+    /// Records that a `coedit.session.updated` event told the host of `version`.
+    async fn mark_reported(&self, id: &SessionId, version: Version, at: Timestamp) -> Result<()>;
+
+    /// Deletes every item of a session that has ended and is no longer kept by
+    /// `now`; nothing otherwise (live, rejoined, its end not yet told, or kept).
     async fn erase_session(&self, id: &SessionId, now: Timestamp) -> Result<EraseOutcome>;
 }
 
@@ -244,6 +269,13 @@ pub enum AppendOutcome {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// The template key is claimed by another session: nothing was written.
+    KeyTaken,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnapshotOutcome {
     Stored,
     /// A snapshot as new or newer is stored already; this one was not kept.
@@ -267,8 +299,9 @@ pub enum ReleaseOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EraseOutcome {
     Erased,
-    /// Missing, or not expired (somebody rejoined): nothing was deleted.
-    NotExpired,
+    /// Missing, not expired (somebody rejoined), its end not yet told or its
+    /// final template still kept: nothing was deleted.
+    NotDue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,6 +312,7 @@ pub enum RevokeOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SweepTask {
+    /// Expired: tell the host it ended, then erase it (once no longer kept).
     Erase(SessionId),
     CheckPresence(SessionId),
 }

@@ -1,13 +1,16 @@
 //! What the product does, once each, whichever route asks: a change decided,
 //! stored, compacted and sent to the others (`change`); locks taken and released
 //! (`locks`); joins and departures announced and stale connections dropped
-//! (`presence`). Handlers translate events into these calls and their results back
+//! (`presence`); sessions opened, by template key or not (`sessions`); what the host is told
+//! (`host`). Handlers translate events into these calls and their results back
 //! into responses; these call the pure rules (`session`) and the ports (`store`,
 //! `notify`) and know nothing of AWS event types.
 
 pub mod change;
+pub mod host;
 pub mod locks;
 pub mod presence;
+pub mod sessions;
 
 use crate::app::App;
 use crate::clock::Timestamp;

@@ -5,11 +5,13 @@
 
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::events::EventKind;
 use crate::notify::{self, Delivery};
 use crate::session::message::{Change, ChangeKind, ServerMessage, SessionData};
 use crate::session::presence::{Departure, after_departure, gone_for_good};
 use crate::session::{Lock, SessionMembers, User};
 use crate::store::LeaveOutcome;
+use crate::usecase::host;
 
 /// Sends a session change (seed shape) to every present connection but `skip`.
 /// Returns the connections API Gateway reported gone for good (not those that
@@ -109,7 +111,10 @@ pub async fn depart(
         if departure == Departure::Stale {
             close_with(app, &id, &stale_error()).await;
         }
-        let mut gone = announce(app, members, ChangeKind::UserLeft, &left.user, newcomer).await;
+        let (mut gone, ()) = tokio::join!(
+            announce(app, members, ChangeKind::UserLeft, &left.user, newcomer),
+            host::user_came_or_went(app, EventKind::UserLeft, members, &left.user)
+        );
         // Its locks went with it: the others may take those elements now.
         for lock in &released {
             let more = announce_lock(

@@ -11,7 +11,8 @@ use crate::api_key::{ApiKeyRecord, KeyHash, Plan};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::session::{
-    Connection, HistoryEntry, Lock, Session, SessionId, SessionMembers, TenantId, User, Version,
+    Connection, Ended, HistoryEntry, Lock, Session, SessionId, SessionMembers, TemplateKey,
+    TenantId, User, Version,
 };
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -44,6 +45,12 @@ pub fn string<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
     }
 }
 
+pub fn optional_string<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
 pub fn optional_number(item: &Item, name: &str) -> Result<Option<u64>> {
     match item.get(name) {
         None => Ok(None),
@@ -64,12 +71,29 @@ pub fn number(item: &Item, name: &str) -> Result<u64> {
     })
 }
 
+/// A tenant's claim on a template key: the session it names.
+pub fn template_claim_item(session: &Session, template_key: &TemplateKey) -> Item {
+    let mut item = key(
+        keys::template_claim_pk(&session.tenant, template_key),
+        keys::TEMPLATE_CLAIM,
+    );
+    item.insert("sessionId".into(), s(session.id.as_str()));
+    item
+}
+
+/// The session a template key's claim names.
+pub fn session_of_claim(item: &Item) -> Result<SessionId> {
+    SessionId::parse(string(item, "sessionId")?)
+        .ok_or_else(|| Error::unexpected("a template key's claim names no session"))
+}
+
 /// The session's head as first written: the session itself, its snapshot's size
 /// and no seats taken.
 pub fn meta_item(session: &Session, snapshot_parts: usize, snapshot_bytes: usize) -> Item {
     let mut item = key(keys::session_pk(&session.id), keys::META);
     item.extend([
         ("tenant".into(), s(session.tenant.as_str())),
+        ("firstVersion".into(), n(session.first_version.0)),
         ("snapVersion".into(), n(session.snapshot_version.0)),
         ("snapParts".into(), n(snapshot_parts)),
         ("snapBytes".into(), n(snapshot_bytes)),
@@ -77,6 +101,9 @@ pub fn meta_item(session: &Session, snapshot_parts: usize, snapshot_bytes: usize
         // Connection id -> when its seat was claimed; its size is the seat count.
         ("seated".into(), AttributeValue::M(Item::new())),
     ]);
+    if let Some(key) = &session.template_key {
+        item.insert("templateKey".into(), s(key.as_str()));
+    }
     if let Some(at) = session.expires_at {
         item.insert("expiresAt".into(), n(at.millis()));
         // The TTL only reclaims space, late; expiry itself is `Session::is_expired`.
@@ -92,13 +119,31 @@ pub fn meta_item(session: &Session, snapshot_parts: usize, snapshot_bytes: usize
 }
 
 pub fn session_from_meta(id: &SessionId, meta: &Item) -> Result<Session> {
+    let time = |name| Ok::<_, Error>(optional_number(meta, name)?.map(|v| Timestamp(v as i64)));
+    let reported = match (
+        optional_number(meta, "reportedVersion")?,
+        time("reportedAt")?,
+    ) {
+        (Some(v), Some(at)) => Some((Version(v), at)),
+        _ => None,
+    };
+    let ended = match (time("endedAt")?, time("keptUntil")?) {
+        (Some(at), Some(kept_until)) => Some(Ended { at, kept_until }),
+        _ => None,
+    };
     Ok(Session {
         id: id.clone(),
         tenant: TenantId::parse(string(meta, "tenant")?)?,
+        template_key: optional_string(meta, "templateKey")
+            .map(TemplateKey::parse)
+            .transpose()?,
+        first_version: Version(optional_number(meta, "firstVersion")?.unwrap_or(1)),
         snapshot_version: Version(number(meta, "snapVersion")?),
         created_at: Timestamp(number(meta, "createdAt")? as i64),
-        expires_at: optional_number(meta, "expiresAt")?.map(|v| Timestamp(v as i64)),
+        expires_at: time("expiresAt")?,
         seats: seated(meta)?.len() as u32,
+        reported,
+        ended,
     })
 }
 

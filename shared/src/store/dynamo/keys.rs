@@ -10,6 +10,7 @@
 //! | `S#<sid>`       | `T#<version>#<p>` | part p of the compressed template at version |
 //! | `CONN#<connId>` | `CONN`            | the reverse lookup for ping and `$disconnect`|
 //! | `KEY#<sha256>`  | `KEY`             | an API key's tenant and plan                 |
+//! | `TK#<tenant>#<templateKey>` | `TK`  | the session a tenant's template key names    |
 //!
 //! The log sorts first (`A#` < `C#` < `L#` < `META` < `T#`), so one Query from the
 //! first entry an editor has not seen up to `META` reads the entries it missed,
@@ -18,7 +19,7 @@
 //! members, the head and the snapshot without the log.
 
 use crate::api_key::KeyHash;
-use crate::session::{SessionId, Version};
+use crate::session::{SessionId, TemplateKey, TenantId, Version};
 
 /// The sort key of a session's head.
 pub const META: &str = "META";
@@ -29,6 +30,9 @@ pub const CONNECTION_LOOKUP: &str = "CONN";
 /// The sort key of an API key's item.
 pub const API_KEY: &str = "KEY";
 
+/// The sort key of a template key's claim.
+pub const TEMPLATE_CLAIM: &str = "TK";
+
 const SESSION: &str = "S#";
 const HISTORY: &str = "A#";
 const CONNECTION: &str = "C#";
@@ -36,6 +40,7 @@ const LOCK: &str = "L#";
 const PART: &str = "T#";
 const CONNECTION_PK: &str = "CONN#";
 const API_KEY_PK: &str = "KEY#";
+const TEMPLATE_CLAIM_PK: &str = "TK#";
 
 /// Sweeper work is spread over this many index partitions so no key gets hot (each
 /// takes ~1000 writes/s). An idle sweep costs one Query per shard and kind.
@@ -115,6 +120,15 @@ pub const PARTS_END: &str = "T$";
 
 pub fn api_key_pk(hash: &KeyHash) -> String {
     format!("{API_KEY_PK}{}", hash.to_hex())
+}
+
+/// The claim on a tenant's template key. Tenant ids hold no `#`, so two tenants'
+/// equal keys never share an item.
+pub fn template_claim_pk(tenant: &TenantId, key: &TemplateKey) -> String {
+    format!(
+        "{TEMPLATE_CLAIM_PK}{tenant}#{key}",
+        tenant = tenant.as_str()
+    )
 }
 
 /// What the sweeper is to do with a session listed in its index.

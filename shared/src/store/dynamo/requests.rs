@@ -6,8 +6,8 @@
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    CancellationReason, ConsumedCapacity, DeleteRequest, Put, ReturnConsumedCapacity,
-    TransactWriteItem, WriteRequest,
+    AttributeValue, CancellationReason, ConsumedCapacity, DeleteRequest, Put,
+    ReturnConsumedCapacity, TransactWriteItem, WriteRequest,
 };
 
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
@@ -41,12 +41,22 @@ pub fn failed_condition(reason: &CancellationReason) -> bool {
     reason.code() == Some("ConditionalCheckFailed")
 }
 
-/// A put of a transaction, under an optional condition.
-pub fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem> {
+/// A put of a transaction, under an optional condition and the values it names.
+pub fn put(
+    table: &str,
+    item: Item,
+    condition: Option<&str>,
+    values: &[(&str, AttributeValue)],
+) -> Result<TransactWriteItem> {
+    let values = values
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone()))
+        .collect::<std::collections::HashMap<_, _>>();
     let put = Put::builder()
         .table_name(table)
         .set_item(Some(item))
         .set_condition_expression(condition.map(str::to_owned))
+        .set_expression_attribute_values((!values.is_empty()).then_some(values))
         .build()
         .map_err(|e| Error::unexpected(format!("building a write: {e}")))?;
     Ok(TransactWriteItem::builder().put(put).build())

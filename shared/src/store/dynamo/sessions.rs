@@ -9,16 +9,25 @@ use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use super::DynamoStore;
 use super::items::{
     connection_from_item, find_meta, history_from_item, history_item, history_version,
-    members_from_items, meta_item, part_item, parts_with_prefix, session_from_meta, sk,
-    snapshot_size,
+    members_from_items, meta_item, part_item, parts_with_prefix, s, session_from_meta,
+    session_of_claim, sk, snapshot_size, template_claim_item,
 };
 use super::keys;
 use super::requests::{Precondition, Transaction, failed_condition, put};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::session::{HistoryEntry, NewSession, SessionId, SessionState, Version};
+use crate::session::{
+    HistoryEntry, NewSession, SessionId, SessionState, TemplateKey, TenantId, Version,
+};
 use crate::store::snapshot::Snapshot;
-use crate::store::{AppendOutcome, Catchup, SessionLogStore};
+use crate::store::{AppendOutcome, Catchup, CreateOutcome, SessionLogStore};
+
+/// Which sessions a read returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    Live,
+    Expired,
+}
 
 /// A read can overlap a compaction that replaces the snapshot it is reading; it
 /// then sees an incomplete snapshot and reads again, at most this often.
@@ -26,7 +35,7 @@ const TORN_READ_ATTEMPTS: usize = 3;
 
 #[async_trait]
 impl SessionLogStore for DynamoStore {
-    async fn create_session(&self, new: &NewSession) -> Result<()> {
+    async fn create_session(&self, new: &NewSession) -> Result<CreateOutcome> {
         let id = &new.session.id;
         let snapshot = Snapshot::encode(&new.template)?;
         let meta = meta_item(
@@ -35,18 +44,43 @@ impl SessionLogStore for DynamoStore {
             snapshot.compressed_len(),
         );
         let mut writes = vec![
-            put(&self.table, meta, Some("attribute_not_exists(pk)"))?,
-            put(&self.table, history_item(id, &new.first_entry)?, None)?,
+            put(&self.table, meta, Some("attribute_not_exists(pk)"), &[])?,
+            put(&self.table, history_item(id, &new.first_entry)?, None, &[])?,
         ];
+        // The claim on the template key decides which of racing starts creates
+        // the key's session: it must be free, or still name the expired session
+        // this one takes over from.
+        let claim = new.session.template_key.as_ref().map(|key| {
+            let item = template_claim_item(&new.session, key);
+            match &new.replaces {
+                None => put(&self.table, item, Some("attribute_not_exists(pk)"), &[]),
+                Some(old) => put(
+                    &self.table,
+                    item,
+                    Some("sessionId = :old"),
+                    &[(":old", s(old.as_str()))],
+                ),
+            }
+        });
+        let claim_at = writes.len();
+        if let Some(claim) = claim {
+            writes.push(claim?);
+        }
         for (i, part) in snapshot.parts.iter().enumerate() {
             let item = part_item(id, new.session.snapshot_version, i, part);
-            writes.push(put(&self.table, item, None)?);
+            writes.push(put(&self.table, item, None, &[])?);
         }
 
         // The session id makes the SDK's own retries of this transaction idempotent.
         let token = Some(id.as_str().to_owned());
         match self.transact(writes, token, "creating a session").await? {
-            Transaction::Done => Ok(()),
+            Transaction::Done => Ok(CreateOutcome::Created),
+            Transaction::Cancelled(reasons)
+                if new.session.template_key.is_some()
+                    && reasons.get(claim_at).is_some_and(failed_condition) =>
+            {
+                Ok(CreateOutcome::KeyTaken)
+            }
             Transaction::Cancelled(reasons) if reasons.iter().any(failed_condition) => {
                 Err(Error::unexpected("a session with this id exists already"))
             }
@@ -56,17 +90,27 @@ impl SessionLogStore for DynamoStore {
         }
     }
 
+    async fn find_template_session(
+        &self,
+        tenant: &TenantId,
+        key: &TemplateKey,
+    ) -> Result<Option<SessionId>> {
+        let item = self
+            .get_item(
+                keys::template_claim_pk(tenant, key),
+                keys::TEMPLATE_CLAIM,
+                "finding a template's session",
+            )
+            .await?;
+        item.as_ref().map(session_of_claim).transpose()
+    }
+
     async fn read_session(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionState>> {
-        for _ in 0..TORN_READ_ATTEMPTS {
-            match self.read_session_once(id, now).await {
-                Err(ReadError::Torn) => continue,
-                Err(ReadError::Store(e)) => return Err(e),
-                Ok(state) => return Ok(state),
-            }
-        }
-        Err(Error::unexpected(
-            "the session's template kept changing while it was read",
-        ))
+        self.read_state(id, now, Wanted::Live).await
+    }
+
+    async fn read_expired(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionState>> {
+        self.read_state(id, now, Wanted::Expired).await
     }
 
     async fn history(
@@ -197,10 +241,29 @@ impl DynamoStore {
 
     /// One Query reads the head, the connections, the locks and the snapshot parts
     /// (`C#`, `L#`, `META`, `T#` sort together), a second the log after the snapshot.
-    async fn read_session_once(
+    async fn read_state(
         &self,
         id: &SessionId,
         now: Timestamp,
+        wanted: Wanted,
+    ) -> Result<Option<SessionState>> {
+        for _ in 0..TORN_READ_ATTEMPTS {
+            match self.read_state_once(id, now, wanted).await {
+                Err(ReadError::Torn) => continue,
+                Err(ReadError::Store(e)) => return Err(e),
+                Ok(state) => return Ok(state),
+            }
+        }
+        Err(Error::unexpected(
+            "the session's template kept changing while it was read",
+        ))
+    }
+
+    async fn read_state_once(
+        &self,
+        id: &SessionId,
+        now: Timestamp,
+        wanted: Wanted,
     ) -> std::result::Result<Option<SessionState>, ReadError> {
         let items = self
             .query_range(
@@ -215,7 +278,7 @@ impl DynamoStore {
             return Ok(None);
         };
         let session = session_from_meta(id, meta)?;
-        if session.is_expired(now) {
+        if session.is_expired(now) != (wanted == Wanted::Expired) {
             return Ok(None);
         }
         let (snap_parts, snap_bytes) = snapshot_size(meta)?;

@@ -1,15 +1,15 @@
 //! Snapshots (`T#<version>#<part>`): compaction writes the new snapshot's parts,
 //! then moves the head's pointer forward, then deletes the old parts. The first
-//! template (version 1) is kept for reading older versions.
+//! template (the session's first version) is kept for reading older versions.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{ReturnConsumedCapacity, ReturnValue};
 
 use super::DynamoStore;
-use super::items::{n, number, part_item, parts_with_prefix};
+use super::items::{n, number, optional_number, part_item, parts_with_prefix};
 use super::keys;
 use crate::error::Result;
-use crate::session::{SessionId, Template, Version};
+use crate::session::{Session, SessionId, Template, Version};
 use crate::store::snapshot::Snapshot;
 use crate::store::{SnapshotOutcome, SnapshotStore};
 
@@ -45,7 +45,7 @@ impl SnapshotStore for DynamoStore {
             .expression_attribute_values(":v", n(version.0))
             .expression_attribute_values(":parts", n(snapshot.parts.len()))
             .expression_attribute_values(":bytes", n(snapshot.compressed_len()))
-            .return_values(ReturnValue::UpdatedOld)
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         let Some(moved) = self.conditional(out, "storing a snapshot")? else {
@@ -56,9 +56,11 @@ impl SnapshotStore for DynamoStore {
         let old = moved.attributes.unwrap_or_default();
         let old_version = Version(number(&old, "snapVersion")?);
         // The first template stays: versions older than the snapshot are read from it.
-        let old_parts = match old_version {
-            Version::FIRST => 0,
-            _ => number(&old, "snapParts")? as usize,
+        let first = Version(optional_number(&old, "firstVersion")?.unwrap_or(1));
+        let old_parts = if old_version == first {
+            0
+        } else {
+            number(&old, "snapParts")? as usize
         };
         let old_keys: Vec<String> = (0..old_parts)
             .map(|p| keys::part_sk(old_version, p))
@@ -68,12 +70,13 @@ impl SnapshotStore for DynamoStore {
         Ok(SnapshotOutcome::Stored)
     }
 
-    async fn first_template(&self, id: &SessionId) -> Result<Option<Template>> {
+    async fn first_template(&self, session: &Session) -> Result<Option<Template>> {
+        let first = session.first_version;
         let items = self
             .query_range(
-                &keys::session_pk(id),
-                &keys::parts_prefix(Version::FIRST),
-                &keys::parts_end(Version::FIRST),
+                &keys::session_pk(&session.id),
+                &keys::parts_prefix(first),
+                &keys::parts_end(first),
                 None,
                 "reading the first template",
             )
@@ -81,7 +84,7 @@ impl SnapshotStore for DynamoStore {
         if items.is_empty() {
             return Ok(None);
         }
-        let parts = parts_with_prefix(&items, &keys::parts_prefix(Version::FIRST));
+        let parts = parts_with_prefix(&items, &keys::parts_prefix(first));
         let len = parts.iter().map(|p| p.len()).sum();
         Snapshot::decode(&parts, len).map(Some)
     }

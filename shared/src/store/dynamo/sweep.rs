@@ -12,7 +12,7 @@ use super::keys::{self, SWEEP_SHARDS, SweepKind};
 use super::requests::{Precondition, store_error};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::session::{SessionId, Version};
+use crate::session::{Ended, Session, SessionId, Version};
 use crate::store::{EraseOutcome, SessionLogStore, SweepStore, SweepTask};
 
 #[async_trait]
@@ -75,7 +75,59 @@ impl SweepStore for DynamoStore {
         Ok(())
     }
 
-    /// Deletes the log (`A#1` up to the newest version, keys computed, not read),
+    async fn mark_ended(&self, session: &Session, ended: Ended) -> Result<()> {
+        let id = &session.id;
+        let out = self
+            .update_meta(id)
+            .update_expression("SET endedAt = :at, keptUntil = :kept, sweepAt = :kept, #ttl = :ttl")
+            .condition_expression("attribute_exists(pk) AND expiresAt <= :at")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":at", n(ended.at.millis()))
+            .expression_attribute_values(":kept", n(ended.kept_until.millis()))
+            .expression_attribute_values(":ttl", n(ended.kept_until.epoch_seconds_ceil()))
+            .send()
+            .await;
+        if self.precondition(out, "marking a session ended")? == Precondition::Failed {
+            return Err(Error::unexpected(
+                "marking a session ended: it is missing or not expired",
+            ));
+        }
+        if let Some(key) = &session.template_key {
+            // The key is free for a new session, unless one took it over already.
+            let out = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(keys::template_claim_pk(&session.tenant, key)))
+                .key("sk", s(keys::TEMPLATE_CLAIM))
+                .condition_expression("sessionId = :id")
+                .expression_attribute_values(":id", s(id.as_str()))
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
+                .send()
+                .await;
+            self.precondition(out, "freeing a template key")?;
+        }
+        Ok(())
+    }
+
+    async fn mark_reported(&self, id: &SessionId, version: Version, at: Timestamp) -> Result<()> {
+        let out = self
+            .update_meta(id)
+            .update_expression("SET reportedVersion = :v, reportedAt = :at")
+            .condition_expression(
+                "attribute_exists(pk) AND \
+                 (attribute_not_exists(reportedVersion) OR reportedVersion < :v)",
+            )
+            .expression_attribute_values(":v", n(version.0))
+            .expression_attribute_values(":at", n(at.millis()))
+            .send()
+            .await;
+        // Gone, or a newer version reported meanwhile: nothing to record.
+        self.precondition(out, "recording a reported version")?;
+        Ok(())
+    }
+
+    /// Deletes the log (its first version up to the newest, keys computed, not read),
     /// whatever the range from the members to the snapshot parts holds, then the
     /// head itself, last, so an interrupted erasure is found and finished by the
     /// next sweep.
@@ -91,11 +143,11 @@ impl SweepStore for DynamoStore {
             )
             .await?;
         let Some(meta) = find_meta(&rest) else {
-            return Ok(EraseOutcome::NotExpired);
+            return Ok(EraseOutcome::NotDue);
         };
         let session = session_from_meta(id, meta)?;
-        if !session.is_expired(now) {
-            return Ok(EraseOutcome::NotExpired);
+        if !session.is_due_for_erasure(now) {
+            return Ok(EraseOutcome::NotDue);
         }
         let head = self.head_version(id).await?.unwrap_or(Version(0));
         let mut doomed: Vec<String> = rest
@@ -104,7 +156,7 @@ impl SweepStore for DynamoStore {
             .filter(|k| *k != keys::META)
             .map(str::to_owned)
             .collect();
-        doomed.extend((1..=head.0).map(|v| keys::history_sk(Version(v))));
+        doomed.extend((session.first_version.0..=head.0).map(|v| keys::history_sk(Version(v))));
         self.delete_all(&pk, &doomed, "erasing a session").await?;
 
         let out = self
@@ -113,14 +165,14 @@ impl SweepStore for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(&pk))
             .key("sk", s(keys::META))
-            .condition_expression("expiresAt <= :now")
+            .condition_expression("expiresAt <= :now AND keptUntil <= :now")
             .expression_attribute_values(":now", n(now.millis()))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         Ok(match self.precondition(out, "erasing a session")? {
             Precondition::Held => EraseOutcome::Erased,
-            Precondition::Failed => EraseOutcome::NotExpired,
+            Precondition::Failed => EraseOutcome::NotDue,
         })
     }
 }
