@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use coedit::api_key::{ApiKeyRecord, KeyHash};
 use coedit::clock::Timestamp;
+use coedit::events::{HostEvent, HostEvents};
 use coedit::notify::{Delivery, Notifier};
 use coedit::patch::Lockable;
 use coedit::session::presence::Departure;
@@ -390,5 +391,24 @@ impl Notifier for ReorderingNotifier {
 
     async fn close(&self, connection_id: &str) -> Result<Delivery> {
         self.inner.close(connection_id).await
+    }
+}
+
+/// Host events that fail while `failing` is set (EventBridge unreachable), and
+/// otherwise go to `inner`.
+pub struct FailingEvents {
+    pub inner: Arc<dyn HostEvents>,
+    pub failing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl HostEvents for FailingEvents {
+    async fn publish(&self, event: &HostEvent) -> Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(Error::unavailable(
+                "publishing a host event failed (injected)",
+            ));
+        }
+        self.inner.publish(event).await
     }
 }

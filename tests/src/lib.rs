@@ -290,6 +290,26 @@ impl Event {
         }
     }
 
+    /// `PUT /v1/coedit/templates/{templateKey}/session`: start or join by key.
+    pub fn start_session(api_key: Option<&str>, key: &str, body: impl Into<Vec<u8>>) -> Event {
+        Event {
+            method: "PUT",
+            route_key: "PUT /v1/coedit/templates/{templateKey}/session",
+            path: format!("/v1/coedit/templates/{key}/session"),
+            path_parameters: Some(json!({ "templateKey": key })),
+            headers: bearer(api_key),
+            body: Some(body.into()),
+            base64: false,
+            query: String::new(),
+        }
+    }
+
+    /// `GET /v1/coedit/session/{id}/final`.
+    pub fn final_template(api_key: Option<&str>, id: &str) -> Event {
+        let route = "GET /v1/coedit/session/{id}/final";
+        Event::on_session("GET", route, "/final", id, api_key, None)
+    }
+
     pub fn join_session(api_key: Option<&str>, id: &str, body: impl Into<Vec<u8>>) -> Event {
         Event::on_session(
             "POST",
