@@ -34,6 +34,7 @@ fn edit(c: &mut Criterion) {
         user_id: "u1".into(),
         username: "User 1".into(),
         user_color: "#123456".into(),
+        role: Default::default(),
     };
     let templates = [
         ("playground-163KB", fixture("playground-template.json")),

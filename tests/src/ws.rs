@@ -64,6 +64,7 @@ pub fn user(n: usize) -> User {
         user_id: format!("user-{n}"),
         username: format!("User {n}"),
         user_color: format!("#{:06x}", n * 0x1f1f),
+        role: Default::default(),
     }
 }
 

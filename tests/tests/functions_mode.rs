@@ -96,6 +96,7 @@ async fn the_real_binaries_serve_the_websocket_api() {
                 user_id: format!("u{n}"),
                 username: format!("U{n}"),
                 user_color: "#000".into(),
+                role: Default::default(),
             },
             max_editors: 20,
             expires_at: app.now().plus(Duration::from_secs(900)),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use coedit::App;
 use coedit::api_key::Plan;
 use coedit::handlers::{create_session, get_session, sweeper};
-use coedit::session::{SessionId, TemplateKey, TenantId};
+use coedit::session::{Role, SessionId, TemplateKey, TenantId, User};
 use coedit_local::faults::FailingEvents;
 use coedit_tests::*;
 use serde_json::{Value, json};
@@ -25,6 +25,8 @@ both_stores!(
     events_tell_a_small_sessions_whole_life,
     a_large_final_template_is_kept_for_the_host,
     a_failing_publisher_delays_erasure_until_it_succeeds,
+    a_viewer_watches_but_never_changes_anything,
+    viewers_take_no_seat_and_stop_at_one_hundred,
 );
 
 fn opening(template: &Value, version: Option<u64>) -> Vec<u8> {
@@ -540,4 +542,151 @@ async fn a_failing_publisher_delays_erasure_until_it_succeeds(store: TestStore) 
     let ended = events(&t).pop().unwrap();
     assert_eq!(ended.0, "coedit.session.ended");
     assert_eq!(ended.1["template"], started["template"]);
+}
+
+fn viewer(n: usize) -> User {
+    User {
+        role: Role::Viewer,
+        ..ws::user(n)
+    }
+}
+
+async fn a_viewer_watches_but_never_changes_anything(store: TestStore) {
+    let t = TestApp::new(store).await;
+    let id = start(&t, "watched", &small_template(), None).await.json()["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ann = t.connect(&id, &ws::user(1)).await;
+    let vic_token = t.join_token(&id, &viewer(2)).await;
+    let (res, vic) = t.open(Some(&vic_token)).await;
+    assert_eq!(res.status_code, 200, "{:?}", res.body);
+    let mut vic = vic.unwrap();
+    // Presence shows the role (editors keep the seed's shape).
+    let joined = ann.received();
+    assert_eq!(joined[0]["change"]["type"], "USER_JOINED");
+    assert_eq!(joined[0]["change"]["value"]["role"], "viewer");
+    let users = joined[0]["sessionData"]["users"].as_object().unwrap();
+    let ann_entry = &users[&ann.id];
+    assert!(ann_entry.get("role").is_none(), "{ann_entry}");
+    assert_eq!(users[&vic.id]["role"], "viewer");
+
+    let session = SessionId::parse(&id).unwrap();
+    let head = || async { t.app.store.head_version(&session).await.unwrap() };
+    let before = (head().await, t.store.writes());
+    let refused = t.send(&vic, &text_edit("v1", 1, "<p>mine</p>")).await;
+    assert_eq!(refused["code"], 4030, "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("viewer"),
+        "{refused}"
+    );
+    let refused = t
+        .send(&vic, &json!({"action": "lock", "target": "m1"}))
+        .await;
+    assert_eq!(refused["code"], 4030, "{refused}");
+    let body = json!({"changeId": "v2", "baseVersion": 1, "label": "l", "type": "t",
+                      "patch": [{"op": "add", "path": "/page/x", "value": 1}]});
+    call(
+        &t.app,
+        coedit::handlers::post_change::handle,
+        Event::post_change(Some(&vic_token), &id, body.to_string()),
+    )
+    .await
+    .assert_error(403, 4030, "viewer");
+    assert_eq!(
+        (head().await, t.store.writes()),
+        before,
+        "a viewer's refusal wrote"
+    );
+    assert!(ann.received().is_empty(), "nothing was announced");
+
+    // It watches: pings, changes, syncs.
+    assert_eq!(body_of(&t.ping(&vic).await)["type"], "pong");
+    let ack = t.send(&ann, &text_edit("a1", 1, "<p>ann</p>")).await;
+    assert_eq!(ack["version"], 2, "{ack}");
+    let pushed = vic.received();
+    assert_eq!(pushed[0]["historyEntry"]["version"], 2, "{pushed:?}");
+    let sync = t
+        .send(&vic, &json!({"action": "sync", "sinceVersion": 1}))
+        .await;
+    assert_eq!(sync["entries"][0]["version"], 2, "{sync}");
+    // And takes no co-editor seat.
+    let got = t.get(&t.api_key, &id).await.json();
+    assert_eq!(got["seats"]["used"], 1);
+
+    // An unknown role is refused with the field named.
+    let body = json!({"userId": "u9", "username": "U", "userColor": "#000", "role": "owner"});
+    call(
+        &t.app,
+        coedit::handlers::join_session::handle,
+        Event::join_session(Some(&t.api_key), &id, body.to_string()),
+    )
+    .await
+    .assert_error(400, 4000, "role");
+}
+
+fn body_of(res: &coedit::handlers::websocket::WebSocketResponse) -> Value {
+    ws::body_json(res)
+}
+
+async fn viewers_take_no_seat_and_stop_at_one_hundred(store: TestStore) {
+    let t = TestApp::new(store).await;
+    let small = t.add_key("acme", Plan::Small).await;
+    let t = TestApp {
+        api_key: small,
+        ..t
+    };
+    let id = start(&t, "crowd", &small_template(), None).await.json()["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for n in 0..5 {
+        t.connect(&id, &ws::user(n)).await;
+    }
+    // Every co-editor seat is taken; a sixth editor is refused, viewers are not.
+    let body = serde_json::to_vec(&ws::user(5)).unwrap();
+    call(
+        &t.app,
+        coedit::handlers::join_session::handle,
+        Event::join_session(Some(&t.api_key), &id, body),
+    )
+    .await
+    .assert_error(429, 4029, "co-editor seats");
+    // 101 viewers with tokens race to connect: exactly 100 get in.
+    let mut tokens = Vec::new();
+    for n in 0..101 {
+        tokens.push(t.join_token(&id, &viewer(100 + n)).await);
+    }
+    let t = Arc::new(t);
+    let opens = tokens.into_iter().map(|token| {
+        let t = t.clone();
+        tokio::spawn(async move { t.open(Some(&token)).await.0 })
+    });
+    let answers: Vec<_> = futures_util::future::join_all(opens)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let admitted = answers.iter().filter(|r| r.status_code == 200).count();
+    assert_eq!(admitted, 100);
+    let refused = answers.iter().find(|r| r.status_code != 200).unwrap();
+    assert_eq!(refused.status_code, 429);
+    assert_eq!(body_of(refused)["code"], 4029);
+    assert!(
+        body_of(refused)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("100 viewer places")
+    );
+    let got = t.get(&t.api_key, &id).await.json();
+    assert_eq!(got["seats"], json!({"used": 5, "limit": 5}));
+    // The REST join says so too, before a browser tries.
+    let body = serde_json::to_vec(&viewer(999)).unwrap();
+    call(
+        &t.app,
+        coedit::handlers::join_session::handle,
+        Event::join_session(Some(&t.api_key), &id, body),
+    )
+    .await
+    .assert_error(429, 4029, "viewer places");
 }

@@ -473,6 +473,7 @@ fn user(n: usize) -> User {
         user_id: format!("u{n}"),
         username: format!("User {n}"),
         user_color: "#112233".into(),
+        role: Default::default(),
     }
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Timestamp;
 use crate::config::SigningSecret;
 use crate::error::{Code, Error, Result};
-use crate::session::{SessionId, TenantId, User};
+use crate::session::{Role, SessionId, TenantId, User};
 
 const ISSUER: &str = "coedit";
 
@@ -50,6 +50,9 @@ struct Claims {
     ten: String,
     name: String,
     color: String,
+    /// Absent for editors.
+    #[serde(default, skip_serializing_if = "Role::is_editor")]
+    role: Role,
     max: u32,
     iat: i64,
     exp: i64,
@@ -64,6 +67,7 @@ pub fn issue(secret: &SigningSecret, grant: &JoinGrant, now: Timestamp) -> Resul
         ten: grant.tenant.as_str().to_owned(),
         name: grant.user.username.clone(),
         color: grant.user.user_color.clone(),
+        role: grant.user.role,
         max: grant.max_editors,
         iat: now.millis().div_euclid(1000),
         exp: grant.expires_at.millis().div_euclid(1000),
@@ -116,6 +120,7 @@ pub fn verify(secret: &SigningSecret, token: &str, now: Timestamp) -> Result<Joi
             user_id: claims.sub,
             username: claims.name,
             user_color: claims.color,
+            role: claims.role,
         },
         max_editors: claims.max,
         expires_at,
@@ -139,6 +144,7 @@ mod tests {
                 user_id: "u1".into(),
                 username: "Ann".into(),
                 user_color: "#c0ffee".into(),
+                role: Role::Editor,
             },
             max_editors: 5,
             expires_at: now.plus(Duration::from_secs(600)),

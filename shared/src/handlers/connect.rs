@@ -9,7 +9,7 @@ use crate::error::{Code, Error, Result};
 use crate::events::EventKind;
 use crate::session::Connection;
 use crate::session::message::ChangeKind;
-use crate::session::presence::Departure;
+use crate::session::presence::{self, Departure};
 use crate::store::{JoinOutcome, Seat};
 use crate::usecase::host;
 use crate::usecase::presence::{announce, depart, drop_stale};
@@ -60,13 +60,7 @@ async fn connect(app: &App, event: &WebSocketEvent) -> Result<()> {
         JoinOutcome::Joined => {}
         JoinOutcome::NotFound => return Err(Error::session_not_found()),
         JoinOutcome::Full => {
-            return Err(Error::new(
-                Code::LimitReached,
-                format!(
-                    "the session has all {} co-editor seats taken",
-                    grant.max_editors
-                ),
-            ));
+            return Err(presence::no_free_seat(grant.user.role, grant.max_editors));
         }
     }
     app.remember_connection(connection_id, &grant.session);

@@ -57,11 +57,12 @@ async fn get(app: &App, req: &Request) -> Result<Response<Body>> {
     Ok(json_response(StatusCode::OK, json))
 }
 
-/// `{"used", "limit"}`: co-editor seats taken by users present now, and the plan's
-/// limit, so a host can turn "co-edit" off while a session is full.
+/// `{"used", "limit"}`: co-editor seats taken by editors present now (viewers take
+/// none), and the plan's limit, so a host can turn "co-edit" off while it is full.
 pub fn seats_json(state: &SessionState, limit: u32) -> Result<String> {
+    let editors = state.connections.iter().filter(|c| c.user.role.is_editor());
     to_json(&serde_json::json!({
-        "used": state.connections.len(),
+        "used": editors.count(),
         "limit": limit,
     }))
 }

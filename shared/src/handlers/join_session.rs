@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::http::{authorization, body_bytes, json_response, parse_json_object, respond, to_json};
 use crate::app::App;
 use crate::auth::{JoinGrant, join_token};
-use crate::error::{Code, Error, Result};
-use crate::session::{self, SessionId, User};
+use crate::error::{Error, Result};
+use crate::session::{self, SessionId, User, presence};
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -38,7 +38,8 @@ async fn join(app: &App, req: &Request) -> Result<Response<Body>> {
         .first("id")
         .and_then(SessionId::parse)
         .ok_or_else(Error::session_not_found)?;
-    // The body is the user as others will see them: `{userId, username, userColor}`.
+    // The body is the user as others will see them: `{userId, username, userColor}`,
+    // and `role`: "editor" (the default) or "viewer".
     let user: User = parse_json_object(body_bytes(req, app.config.max_body_bytes)?)?;
     session::check_user(&user)?;
 
@@ -51,14 +52,10 @@ async fn join(app: &App, req: &Request) -> Result<Response<Body>> {
         .ok_or_else(Error::session_not_found)?;
     // Tell the host now rather than have the browser's upgrade refused later.
     // Stale members are dropped when the browser connects, so they do not count.
-    if members.present(now).count() >= caller.max_editors as usize {
-        return Err(Error::new(
-            Code::LimitReached,
-            format!(
-                "the session has all {} co-editor seats taken",
-                caller.max_editors
-            ),
-        ));
+    let role = user.role;
+    let limit = presence::seat_limit(role, caller.max_editors);
+    if members.present(now).filter(|c| c.user.role == role).count() >= limit as usize {
+        return Err(presence::no_free_seat(role, caller.max_editors));
     }
 
     let grant = JoinGrant {

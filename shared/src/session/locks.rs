@@ -107,6 +107,7 @@ mod tests {
             user_id: format!("u{n}"),
             username: format!("User {n}"),
             user_color: "#000".into(),
+            role: Default::default(),
         }
     }
 
@@ -139,6 +140,7 @@ mod tests {
                 created_at: Timestamp(0),
                 expires_at: None,
                 seats: 4,
+                viewers: 0,
                 reported: None,
                 ended: None,
             },

@@ -223,6 +223,7 @@ mod tests {
             user_id: "johndoe".into(),
             username: "John Doe".into(),
             user_color: "#c0ffee".into(),
+            role: Default::default(),
         };
         let msg = ServerMessage::SessionChange {
             change: Change {

@@ -164,13 +164,43 @@ impl fmt::Display for Version {
     }
 }
 
-/// A co-editor as other users see them (seed shape).
+/// A co-editor as other users see them (seed shape; `role` only for viewers, so
+/// an editor's entry is exactly the seed's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub user_id: String,
     pub username: String,
     pub user_color: String,
+    #[serde(default, skip_serializing_if = "Role::is_editor")]
+    pub role: Role,
+}
+
+/// What a user may do in a session. A viewer receives changes and presence,
+/// pings and syncs, and takes no co-editor seat; it may not edit or lock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Editor,
+    Viewer,
+}
+
+impl Role {
+    pub fn is_editor(&self) -> bool {
+        *self == Role::Editor
+    }
+
+    /// Refuses what only an editor may do (4030).
+    pub fn require_editor(self, what: &str) -> Result<()> {
+        match self {
+            Role::Editor => Ok(()),
+            Role::Viewer => Err(Error::new(
+                crate::error::Code::TokenNotValid,
+                format!("a viewer may not {what}; join as an editor to change the template"),
+            )),
+        }
+    }
 }
 
 /// One accepted change (seed shape). Version 1 is the session's creation.
@@ -208,9 +238,12 @@ pub struct Session {
     pub created_at: Timestamp,
     /// Set while nobody is present: the session is gone from this instant on.
     pub expires_at: Option<Timestamp>,
-    /// Connections holding a seat, stale ones included until they are dropped. The
-    /// plan's limit is checked against this count in the same write that takes a seat.
+    /// Editors' connections holding a co-editor seat, stale ones included until they
+    /// are dropped. The plan's limit is checked against this count in the same
+    /// write that takes a seat.
     pub seats: u32,
+    /// Viewers' connections, counted the same way against `presence::MAX_VIEWERS`.
+    pub viewers: u32,
     /// The newest version a `coedit.session.updated` event told the host, and when.
     pub reported: Option<(Version, Timestamp)>,
     /// Set once the `coedit.session.ended` event is published: the session is
@@ -327,6 +360,7 @@ pub fn new_session(opening: Opening, now: Timestamp) -> NewSession {
         created_at: now,
         expires_at: Some(now.plus(EMPTY_SESSION_LIFETIME)),
         seats: 0,
+        viewers: 0,
         reported: None,
         ended: None,
     };
@@ -467,6 +501,7 @@ mod tests {
                 user_id: "u".into(),
                 username: "U".into(),
                 user_color: "#fff".into(),
+                role: Default::default(),
             },
             connected_at: seen,
             last_seen: seen,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{Connection, EMPTY_SESSION_LIFETIME, HEARTBEAT_TIMEOUT, Lock, Session, User};
+use super::{Connection, EMPTY_SESSION_LIFETIME, HEARTBEAT_TIMEOUT, Lock, Role, Session, User};
 use crate::clock::Timestamp;
 
 /// A session's head with every connection stored for it (present or stale, until
@@ -64,12 +64,15 @@ pub fn presence_cutoff(now: Timestamp) -> Timestamp {
     now.minus(HEARTBEAT_TIMEOUT)
 }
 
-/// A session's seat count and expiry once one of its seats is given back: the last
-/// one out starts the countdown to erasure.
-pub fn after_departure(session: &Session, now: Timestamp) -> (u32, Option<Timestamp>) {
-    let seats = session.seats.saturating_sub(1);
-    let expires_at = (seats == 0).then(|| now.plus(EMPTY_SESSION_LIFETIME));
-    (seats, expires_at)
+/// Gives back a seat of the kind `role` takes: the last one out (editor or
+/// viewer) starts the countdown to erasure.
+pub fn give_back_seat(session: &mut Session, role: Role, now: Timestamp) {
+    match role {
+        Role::Editor => session.seats = session.seats.saturating_sub(1),
+        Role::Viewer => session.viewers = session.viewers.saturating_sub(1),
+    }
+    session.expires_at =
+        (session.seats == 0 && session.viewers == 0).then(|| now.plus(EMPTY_SESSION_LIFETIME));
 }
 
 /// How long after its `$connect` began a connection may answer Gone and still be
@@ -112,9 +115,33 @@ pub fn leaked_seats<'a>(
         .collect()
 }
 
-/// Whether one more connection fits under the plan's limit.
-pub fn has_free_seat(session: &Session, max_editors: u32) -> bool {
-    session.seats < max_editors
+/// The most viewers one session takes.
+pub const MAX_VIEWERS: u32 = 100;
+
+/// Whether one more connection of `role` fits: an editor under the plan's limit,
+/// a viewer under `MAX_VIEWERS`.
+pub fn has_free_seat(session: &Session, role: Role, max_editors: u32) -> bool {
+    match role {
+        Role::Editor => session.seats < max_editors,
+        Role::Viewer => session.viewers < MAX_VIEWERS,
+    }
+}
+
+/// The refusal of a join when every seat of `role` is taken (4029).
+pub fn no_free_seat(role: Role, max_editors: u32) -> crate::error::Error {
+    let detail = match role {
+        Role::Editor => format!("the session has all {max_editors} co-editor seats taken"),
+        Role::Viewer => format!("the session has all {MAX_VIEWERS} viewer places taken"),
+    };
+    crate::error::Error::new(crate::error::Code::LimitReached, detail)
+}
+
+/// How many seats of `role` a session has.
+pub fn seat_limit(role: Role, max_editors: u32) -> u32 {
+    match role {
+        Role::Editor => max_editors,
+        Role::Viewer => MAX_VIEWERS,
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +196,7 @@ mod tests {
             created_at: Timestamp(0),
             expires_at: None,
             seats,
+            viewers: 0,
             reported: None,
             ended: None,
         }
@@ -181,6 +209,7 @@ mod tests {
                 user_id: format!("user-{id}"),
                 username: id.into(),
                 user_color: "#000".into(),
+                role: Default::default(),
             },
             connected_at: Timestamp(0),
             last_seen: Timestamp(last_seen),
@@ -190,18 +219,34 @@ mod tests {
     #[test]
     fn the_last_one_out_starts_the_countdown() {
         let now = Timestamp(100_000);
-        assert_eq!(after_departure(&session(3), now), (2, None));
+        let mut s = Session {
+            viewers: 1,
+            ..session(2)
+        };
+        give_back_seat(&mut s, Role::Editor, now);
+        assert_eq!((s.seats, s.viewers, s.expires_at), (1, 1, None));
+        give_back_seat(&mut s, Role::Editor, now);
+        assert_eq!((s.seats, s.viewers, s.expires_at), (0, 1, None));
+        give_back_seat(&mut s, Role::Viewer, now);
         assert_eq!(
-            after_departure(&session(1), now),
-            (0, Some(now.plus(Duration::from_secs(60))))
+            (s.seats, s.viewers, s.expires_at),
+            (0, 0, Some(now.plus(Duration::from_secs(60))))
         );
     }
 
     #[test]
-    fn seats_are_counted_against_the_plan() {
-        assert!(has_free_seat(&session(4), 5));
-        assert!(!has_free_seat(&session(5), 5));
-        assert!(!has_free_seat(&session(0), 0));
+    fn seats_are_counted_against_the_plan_and_viewers_apart() {
+        assert!(has_free_seat(&session(4), Role::Editor, 5));
+        assert!(!has_free_seat(&session(5), Role::Editor, 5));
+        assert!(!has_free_seat(&session(0), Role::Editor, 0));
+        // A full session still takes viewers, up to their own cap.
+        assert!(has_free_seat(&session(5), Role::Viewer, 5));
+        let watched = Session {
+            viewers: MAX_VIEWERS,
+            ..session(0)
+        };
+        assert!(!has_free_seat(&watched, Role::Viewer, 5));
+        assert!(has_free_seat(&watched, Role::Editor, 5));
     }
 
     #[test]

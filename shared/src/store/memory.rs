@@ -21,7 +21,7 @@ use crate::patch::Lockable;
 use crate::session::locks::{self, LockDecision};
 use crate::session::presence::{self, Departure, PRESENCE_CHECK_INTERVAL};
 use crate::session::{
-    Connection, Ended, HistoryEntry, Lock, NewSession, Session, SessionId, SessionMembers,
+    Connection, Ended, HistoryEntry, Lock, NewSession, Role, Session, SessionId, SessionMembers,
     SessionState, Template, TemplateKey, TenantId, Version,
 };
 
@@ -322,10 +322,14 @@ impl PresenceStore for MemoryStore {
         else {
             return Ok(JoinOutcome::NotFound);
         };
-        if !presence::has_free_seat(&stored.session, seat.max_editors) {
+        let role = seat.connection.user.role;
+        if !presence::has_free_seat(&stored.session, role, seat.max_editors) {
             return Ok(JoinOutcome::Full);
         }
-        stored.session.seats += 1;
+        match role {
+            Role::Editor => stored.session.seats += 1,
+            Role::Viewer => stored.session.viewers += 1,
+        }
         stored.session.expires_at = None;
         stored.presence_check_at = Some(seat.now.plus(PRESENCE_CHECK_INTERVAL));
         stored
@@ -381,10 +385,8 @@ impl PresenceStore for MemoryStore {
         };
         stored.connections.remove(connection_id);
         stored.locks.retain(|_, l| l.connection_id != connection_id);
-        let (seats, expires_at) = presence::after_departure(&stored.session, now);
-        stored.session.seats = seats;
-        stored.session.expires_at = expires_at;
-        if expires_at.is_some() {
+        presence::give_back_seat(&mut stored.session, leaving.user.role, now);
+        if stored.session.expires_at.is_some() {
             stored.presence_check_at = None;
         }
         inner.connections.remove(connection_id);
@@ -473,7 +475,8 @@ impl SweepStore for MemoryStore {
 
     async fn schedule_presence_check(&self, id: &SessionId, at: Timestamp) -> Result<()> {
         let mut inner = self.lock();
-        if let Some(stored) = inner.sessions.get_mut(id).filter(|s| s.session.seats > 0) {
+        let occupied = |s: &&mut StoredSession| s.session.seats + s.session.viewers > 0;
+        if let Some(stored) = inner.sessions.get_mut(id).filter(occupied) {
             stored.presence_check_at = Some(at);
             self.wrote();
         }

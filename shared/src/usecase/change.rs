@@ -87,6 +87,7 @@ async fn accept(app: &App, id: &SessionId, sender: &Sender<'_>, edit: &Edit) -> 
             ),
             Sender::User(user) => ((*user).clone(), None),
         };
+        me.role.require_editor("change the template")?;
         let author = Author {
             user: &me,
             connection,

@@ -37,6 +37,7 @@ pub async fn lock(app: &App, connection_id: &str, target: &str) -> Result<Option
         (members, find_lockable(&head.doc, target))
     };
     let me = present_self(&members, connection_id, now)?.clone();
+    me.user.role.require_editor("lock an element")?;
     let lockable = lockable.ok_or_else(|| {
         Error::malformed(format!(
             "target: no row or module of the template has the uuid '{target}'"

@@ -7,6 +7,7 @@ fn user(n: u32) -> User {
         user_id: format!("u{n}"),
         username: format!("User {n}"),
         user_color: "#000".into(),
+        role: Default::default(),
     }
 }
 

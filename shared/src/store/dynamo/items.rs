@@ -11,7 +11,7 @@ use crate::api_key::{ApiKeyRecord, KeyHash, Plan};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::session::{
-    Connection, Ended, HistoryEntry, Lock, Session, SessionId, SessionMembers, TemplateKey,
+    Connection, Ended, HistoryEntry, Lock, Role, Session, SessionId, SessionMembers, TemplateKey,
     TenantId, User, Version,
 };
 
@@ -100,6 +100,7 @@ pub fn meta_item(session: &Session, snapshot_parts: usize, snapshot_bytes: usize
         ("createdAt".into(), n(session.created_at.millis())),
         // Connection id -> when its seat was claimed; its size is the seat count.
         ("seated".into(), AttributeValue::M(Item::new())),
+        ("watching".into(), AttributeValue::M(Item::new())),
     ]);
     if let Some(key) = &session.template_key {
         item.insert("templateKey".into(), s(key.as_str()));
@@ -141,15 +142,16 @@ pub fn session_from_meta(id: &SessionId, meta: &Item) -> Result<Session> {
         snapshot_version: Version(number(meta, "snapVersion")?),
         created_at: Timestamp(number(meta, "createdAt")? as i64),
         expires_at: time("expiresAt")?,
-        seats: seated(meta)?.len() as u32,
+        seats: seated(meta, Role::Editor)?.len() as u32,
+        viewers: seated(meta, Role::Viewer)?.len() as u32,
         reported,
         ended,
     })
 }
 
-/// The seats claimed in a session's head: connection id and when.
-pub fn seated(meta: &Item) -> Result<Vec<(String, Timestamp)>> {
-    match meta.get("seated") {
+/// The seats of `role` claimed in a session's head: connection id and when.
+pub fn seated(meta: &Item, role: Role) -> Result<Vec<(String, Timestamp)>> {
+    match meta.get(seat_map(role)) {
         None => Ok(Vec::new()),
         Some(AttributeValue::M(m)) => m
             .iter()
@@ -161,9 +163,7 @@ pub fn seated(meta: &Item) -> Result<Vec<(String, Timestamp)>> {
                 _ => Err(Error::unexpected("a stored seat's time is not a number")),
             })
             .collect(),
-        Some(_) => Err(Error::unexpected(
-            "the stored attribute 'seated' is not a map",
-        )),
+        Some(_) => Err(Error::unexpected("a stored seat map is not a map")),
     }
 }
 
@@ -228,11 +228,15 @@ pub fn parts_with_prefix<'a>(items: &'a [Item], prefix: &str) -> Vec<&'a [u8]> {
 }
 
 fn user_attributes(user: &User) -> Item {
-    Item::from([
+    let mut item = Item::from([
         ("userId".into(), s(&user.user_id)),
         ("username".into(), s(&user.username)),
         ("userColor".into(), s(&user.user_color)),
-    ])
+    ]);
+    if user.role == Role::Viewer {
+        item.insert("role".into(), s("viewer"));
+    }
+    item
 }
 
 fn user_from_item(item: &Item) -> Result<User> {
@@ -240,7 +244,20 @@ fn user_from_item(item: &Item) -> Result<User> {
         user_id: string(item, "userId")?.to_owned(),
         username: string(item, "username")?.to_owned(),
         user_color: string(item, "userColor")?.to_owned(),
+        role: match optional_string(item, "role") {
+            Some("viewer") => Role::Viewer,
+            _ => Role::Editor,
+        },
     })
+}
+
+/// The head's map of the seats a role takes: connection id -> when claimed; its
+/// size is the count the limit is checked against.
+pub fn seat_map(role: Role) -> &'static str {
+    match role {
+        Role::Editor => "seated",
+        Role::Viewer => "watching",
+    }
 }
 
 pub fn connection_item(id: &SessionId, c: &Connection) -> Item {

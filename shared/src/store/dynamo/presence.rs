@@ -1,9 +1,10 @@
 //! Presence: seats, connections (`C#<connId>`), their reverse lookup
 //! (`CONN#<connId>`), heartbeats and departures.
 //!
-//! A seat is an entry of META's `seated` map (connection id -> when claimed). A
-//! join claims one with a single conditional update of META (`size(seated) <
-//! limit`), then stores its connection items; a departure removes its connection
+//! A seat is an entry of META's `seated` map (editors) or `watching` map
+//! (viewers): connection id -> when claimed. A join claims one with a single
+//! conditional update of META (`size(seated) < limit`), then stores its
+//! connection items; a departure removes its connection
 //! first (that write decides who departs), then its locks and its seat. No
 //! transaction holds the session's head, so simultaneous joins do not queue on it.
 //! A join or departure that stops half-way leaves a seat claimed without its
@@ -19,8 +20,8 @@ use futures_util::future::join_all;
 
 use super::DynamoStore;
 use super::items::{
-    Item, connection_item, connection_lookup_item, find_meta, members_from_items, n, s, seated,
-    session_from_meta, session_of_lookup,
+    Item, connection_item, connection_lookup_item, find_meta, members_from_items, n, s, seat_map,
+    seated, session_from_meta, session_of_lookup,
 };
 use super::keys::{self, SweepKind};
 use super::requests::{Precondition, store_error};
@@ -28,7 +29,7 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::session::EMPTY_SESSION_LIFETIME;
 use crate::session::presence::{self, Departure, PRESENCE_CHECK_INTERVAL};
-use crate::session::{SessionId, SessionMembers};
+use crate::session::{Role, SessionId, SessionMembers};
 use crate::store::{JoinOutcome, LeaveOutcome, PresenceStore, Seat, TouchOutcome};
 
 #[async_trait]
@@ -42,19 +43,22 @@ impl PresenceStore for DynamoStore {
         let id = &seat.session;
         let c = &seat.connection;
         let check_at = seat.now.plus(PRESENCE_CHECK_INTERVAL);
+        let role = c.user.role;
+        let map = seat_map(role);
         let claimed = self
             .update_meta(id)
-            .update_expression("SET seated.#c = :now REMOVE expiresAt, #ttl")
+            .update_expression("SET #map.#c = :now REMOVE expiresAt, #ttl")
             .condition_expression(
-                "attribute_exists(pk) AND tenant = :tenant AND size(seated) < :max \
-                 AND attribute_not_exists(seated.#c) \
+                "attribute_exists(pk) AND tenant = :tenant AND size(#map) < :max \
+                 AND attribute_not_exists(#map.#c) \
                  AND (attribute_not_exists(expiresAt) OR expiresAt > :now)",
             )
+            .expression_attribute_names("#map", map)
             .expression_attribute_names("#c", &c.id)
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":now", n(seat.now.millis()))
             .expression_attribute_values(":tenant", s(seat.tenant.as_str()))
-            .expression_attribute_values(":max", n(seat.max_editors))
+            .expression_attribute_values(":max", n(presence::seat_limit(role, seat.max_editors)))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -62,8 +66,7 @@ impl PresenceStore for DynamoStore {
         let first = match claimed {
             Ok(out) => {
                 self.meter.write(out.consumed_capacity());
-                let seated = out.attributes.as_ref().map(seated).transpose()?;
-                seated.is_some_and(|s| s.len() == 1)
+                out.attributes.as_ref().map(occupancy).transpose()? == Some(1)
             }
             Err(e) => {
                 let refused = match e.as_service_error() {
@@ -118,7 +121,7 @@ impl PresenceStore for DynamoStore {
             (Err(e), _) | (_, Err(e)) => e,
         };
         // Give the seat back; if that fails too, the sweeper will.
-        if let Err(e) = self.give_back_seat(id, &c.id, None, seat.now).await {
+        if let Err(e) = self.give_back_seat(id, &c.id, role, None, seat.now).await {
             tracing::warn!(detail = %e.detail, "giving back a seat failed");
         }
         Err(failed)
@@ -225,7 +228,7 @@ impl PresenceStore for DynamoStore {
             self.precondition(out, "releasing a lock").map(|_| ())
         });
         let seat = async {
-            self.give_back_seat(id, connection_id, None, now)
+            self.give_back_seat(id, connection_id, leaving.user.role, None, now)
                 .await
                 .map(|_| ())
         };
@@ -246,15 +249,20 @@ impl PresenceStore for DynamoStore {
         let Some(members) = members_from_items(id, &items, now)? else {
             return Ok(0);
         };
-        let claimed = find_meta(&items)
-            .map(seated)
-            .transpose()?
-            .unwrap_or_default();
+        let Some(meta) = find_meta(&items) else {
+            return Ok(0);
+        };
         let mut given = 0;
-        for (connection, at) in presence::leaked_seats(&claimed, &members.connections, now) {
-            if self.give_back_seat(id, connection, Some(*at), now).await? {
-                tracing::warn!(session = %id, connection, "a leaked seat was given back");
-                given += 1;
+        for role in [Role::Editor, Role::Viewer] {
+            let claimed = seated(meta, role)?;
+            for (connection, at) in presence::leaked_seats(&claimed, &members.connections, now) {
+                if self
+                    .give_back_seat(id, connection, role, Some(*at), now)
+                    .await?
+                {
+                    tracing::warn!(session = %id, connection, "a leaked seat was given back");
+                    given += 1;
+                }
             }
         }
         Ok(given)
@@ -276,31 +284,28 @@ impl DynamoStore {
         &self,
         id: &SessionId,
         connection: &str,
+        role: Role,
         claimed: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<bool> {
         let request = self
             .update_meta(id)
-            .update_expression("REMOVE seated.#c")
+            .update_expression("REMOVE #map.#c")
+            .expression_attribute_names("#map", seat_map(role))
             .expression_attribute_names("#c", connection)
             .return_values(ReturnValue::AllNew)
             .return_consumed_capacity(ReturnConsumedCapacity::Total);
         let request = match claimed {
-            None => request.condition_expression("attribute_exists(seated.#c)"),
+            None => request.condition_expression("attribute_exists(#map.#c)"),
             Some(at) => request
-                .condition_expression("seated.#c = :claimed")
+                .condition_expression("#map.#c = :claimed")
                 .expression_attribute_values(":claimed", n(at.millis())),
         };
         let Some(out) = self.conditional(request.send().await, "giving a seat back")? else {
             return Ok(false);
         };
-        let left = out
-            .attributes
-            .as_ref()
-            .map(seated)
-            .transpose()?
-            .unwrap_or_default();
-        if left.is_empty() {
+        let left = out.attributes.as_ref().map(occupancy).transpose()?;
+        if left.unwrap_or_default() == 0 {
             self.start_countdown(id, now).await?;
         }
         Ok(true)
@@ -312,7 +317,9 @@ impl DynamoStore {
             .update_meta(id)
             .update_expression("SET sweepShard = :shard, sweepAt = :at")
             // Emptied again meanwhile: its entry is the erasure time.
-            .condition_expression("attribute_exists(pk) AND size(seated) > :zero")
+            .condition_expression(
+                "attribute_exists(pk) AND (size(seated) > :zero OR size(watching) > :zero)",
+            )
             .expression_attribute_values(
                 ":shard",
                 s(keys::sweep_shard(SweepKind::CheckPresence, id)),
@@ -334,7 +341,10 @@ impl DynamoStore {
             .update_expression(
                 "SET expiresAt = :at, #ttl = :ttl, sweepShard = :shard, sweepAt = :at",
             )
-            .condition_expression("attribute_exists(pk) AND size(seated) = :zero")
+            .condition_expression(
+                "attribute_exists(pk) AND size(seated) = :zero \
+                 AND (attribute_not_exists(watching) OR size(watching) = :zero)",
+            )
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":at", n(at.millis()))
             .expression_attribute_values(":ttl", n(at.epoch_seconds_ceil()))
@@ -356,10 +366,18 @@ fn why_no_seat(seat: &Seat, old: Option<&Item>) -> Result<JoinOutcome> {
     if session.tenant != seat.tenant || session.is_expired(seat.now) {
         return Ok(JoinOutcome::NotFound);
     }
-    if seated(meta)?.iter().any(|(c, _)| *c == seat.connection.id) {
+    if seated(meta, seat.connection.user.role)?
+        .iter()
+        .any(|(c, _)| *c == seat.connection.id)
+    {
         return Err(Error::unexpected(
             "this connection id is in the session already",
         ));
     }
     Ok(JoinOutcome::Full)
+}
+
+/// Seats of both kinds claimed in a head.
+fn occupancy(meta: &Item) -> Result<usize> {
+    Ok(seated(meta, Role::Editor)?.len() + seated(meta, Role::Viewer)?.len())
 }
