@@ -121,6 +121,37 @@ async fn route(
     events: Option<&LocalEvents>,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
+    // CORS: the local stack lets a page of any origin call it, as a deployment
+    // does for the origins its `CorsAllowedOrigins` names. API Gateway answers
+    // preflights itself, before any function runs.
+    if req.method() == Method::OPTIONS {
+        return with_cors(
+            Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .header("access-control-allow-methods", "GET, POST, PUT, OPTIONS")
+                .header("access-control-allow-headers", "authorization, content-type")
+                .header("access-control-max-age", "600")
+                .body(Full::new(Bytes::new()))
+                .unwrap_or_default(),
+        );
+    }
+    with_cors(answer(app, demo, events, req).await)
+}
+
+fn with_cors(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    response.headers_mut().insert(
+        "access-control-allow-origin",
+        hyper::header::HeaderValue::from_static("*"),
+    );
+    response
+}
+
+async fn answer(
+    app: &App,
+    demo: Option<&Demo>,
+    events: Option<&LocalEvents>,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let Some(route) = match_route(req.method(), req.uri().path()) else {
         return gateway_answer(StatusCode::NOT_FOUND, "Not Found");
     };

@@ -9,33 +9,11 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { chromium } from "playwright-core";
+import { browserPath, root, skip, startStack } from "./stack.mjs";
 
-const root = new URL("../../../", import.meta.url).pathname;
-const browserPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const stackPath = process.env.COEDIT_LOCAL_BIN ?? `${root}target/debug/coedit-local`;
 const shots = `${root}target/demo`;
-const skip = !existsSync(browserPath) && !process.env.CI ? `no Chromium at ${browserPath}` : false;
-
-/** Starts the local stack on free ports; resolves with its demo URL. */
-function startStack() {
-  const stack = spawn(stackPath, ["--port", "0", "--ws-port", "0"], {
-    cwd: root,
-    env: { ...process.env, RUST_LOG: "warn" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    stack.stdout.on("data", (chunk) => {
-      out += chunk;
-      const demo = out.match(/demo\s+(http:\/\/\S+?)\/\s/);
-      if (demo) resolve({ stack, base: demo[1] });
-    });
-    stack.on("exit", (code) => reject(new Error(`the local stack exited (${code}): ${out}`)));
-  });
-}
 
 test("two pages co-edit one template through the local stack", { skip, timeout: 60_000 }, async () => {
   mkdirSync(shots, { recursive: true });
