@@ -86,7 +86,10 @@ fn match_route(method: &Method, path: &str) -> Option<Route> {
         (&Method::POST, ["demo", "join"]) => Some(Route::DemoJoin),
         (&Method::GET, ["local", "metrics"]) => Some(Route::Metrics),
         (&Method::GET, ["local", "events"]) => Some(Route::Events),
-        (&Method::POST, ["local", "eventbridge"]) => Some(Route::PutEvents),
+        // The SDK posts to the endpoint's path with a trailing slash.
+        (&Method::POST, ["local", "eventbridge"] | ["local", "eventbridge", ""]) => {
+            Some(Route::PutEvents)
+        }
         (&Method::POST, ["v1", "coedit", "session"]) => Some(Route::Create),
         (&Method::PUT, ["v1", "coedit", "templates", key, "session"]) => {
             Some(Route::StartOrJoin((*key).to_owned()))
@@ -129,7 +132,10 @@ async fn route(
             Response::builder()
                 .status(StatusCode::NO_CONTENT)
                 .header("access-control-allow-methods", "GET, POST, PUT, OPTIONS")
-                .header("access-control-allow-headers", "authorization, content-type")
+                .header(
+                    "access-control-allow-headers",
+                    "authorization, content-type",
+                )
                 .header("access-control-max-age", "600")
                 .body(Full::new(Bytes::new()))
                 .unwrap_or_default(),

@@ -93,3 +93,68 @@ async fn a_chosen_dev_key_works_on_every_route_or_is_refused_at_start() {
     assert_eq!(status, 200, "{got}");
     assert_eq!(routes.join(&id, 1).await.0, 200);
 }
+
+/// A host backend developed against the local stack: start-or-join over HTTP, the
+/// events at `GET /local/events` in EventBridge's envelope, and the real SDK
+/// publisher (as the function binaries use it) posting to the stack's
+/// EventBridge emulation.
+#[tokio::test]
+async fn host_events_are_served_as_eventbridge_delivers_them() {
+    let stack = Stack::start(Options::embedded()).await;
+    let routes = &stack.routes;
+    let body = json!({"template": {"page": {"rows": []}}, "userid": "me", "version": 3});
+    let path = "/v1/coedit/templates/welcome-mail/session";
+    let (status, created) = routes.call(Method::PUT, path, body.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, joined) = routes.call(Method::PUT, path, body).await;
+    assert_eq!((status, &joined["sessionId"]), (200, &created["sessionId"]));
+
+    let (status, events) = routes.call(Method::GET, "/local/events", json!(null)).await;
+    assert_eq!(status, 200);
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let started = &events[0];
+    for field in [
+        "version",
+        "id",
+        "detail-type",
+        "source",
+        "account",
+        "time",
+        "region",
+        "resources",
+        "detail",
+    ] {
+        assert!(started.get(field).is_some(), "no {field}: {started}");
+    }
+    assert_eq!(started["detail-type"], "coedit.session.started");
+    assert_eq!(started["source"], "coedit");
+    assert_eq!(started["detail"]["sessionId"], created["sessionId"]);
+    assert_eq!(started["detail"]["templateKey"], "welcome-mail");
+    assert_eq!(started["detail"]["version"], 3);
+
+    // The AWS SDK's PutEvents, unchanged, against the stack.
+    use coedit::events::{
+        EventDetail, EventKind, HostEvent, HostEvents, eventbridge::EventBridgeEvents,
+    };
+    let sdk = EventBridgeEvents::local(
+        &format!("{}/local/eventbridge", routes.base),
+        "coedit-local",
+    );
+    let detail = EventDetail::new(
+        &coedit::session::TenantId::parse("dev").unwrap(),
+        &coedit::session::SessionId::generate(),
+        None,
+        coedit::session::Version(9),
+        stack.app.now(),
+        2,
+    );
+    sdk.publish(&HostEvent::new(EventKind::SessionUpdated, detail))
+        .await
+        .unwrap();
+    let (_, events) = routes.call(Method::GET, "/local/events", json!(null)).await;
+    let last = events.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["detail-type"], "coedit.session.updated");
+    assert_eq!(last["detail"]["version"], 9);
+    assert_eq!(last["detail"]["users"], 2);
+}

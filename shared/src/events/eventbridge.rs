@@ -25,26 +25,56 @@ impl EventBridgeEvents {
         }
     }
 
-    /// For Lambda: region and credentials from the variables Lambda sets.
+    /// For Lambda: region and credentials from the variables Lambda sets; the
+    /// endpoint from `AWS_ENDPOINT_URL_EVENTBRIDGE` when set (the local stack's
+    /// `/local/eventbridge`, for the binaries under `cargo lambda watch`).
     pub fn from_lambda_env(bus: &str) -> Result<Self> {
         let region = std::env::var("AWS_REGION")
             .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
             .map_err(|_| Error::unexpected("configuration: AWS_REGION is not set"))?;
-        let config = aws_sdk_eventbridge::Config::builder()
-            .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
-            .http_client(crate::store::dynamo::http_client())
+        let mut config = base_config()
             .region(aws_sdk_eventbridge::config::Region::new(region))
             .credentials_provider(
                 aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
-            )
-            .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(3)
-                    .with_initial_backoff(Duration::from_millis(50)),
-            )
-            .build();
-        Ok(EventBridgeEvents::new(Client::from_conf(config), bus))
+            );
+        config.set_endpoint_url(
+            std::env::var("AWS_ENDPOINT_URL_EVENTBRIDGE")
+                .ok()
+                .filter(|url| !url.is_empty()),
+        );
+        Ok(EventBridgeEvents::new(
+            Client::from_conf(config.build()),
+            bus,
+        ))
     }
+
+    /// For an EventBridge emulation (the local stack's `/local/eventbridge`),
+    /// with fixed dummy credentials.
+    pub fn local(endpoint: &str, bus: &str) -> Self {
+        let config = base_config()
+            .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "coedit-local",
+            ))
+            .endpoint_url(endpoint)
+            .build();
+        EventBridgeEvents::new(Client::from_conf(config), bus)
+    }
+}
+
+fn base_config() -> aws_sdk_eventbridge::config::Builder {
+    aws_sdk_eventbridge::Config::builder()
+        .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+        .http_client(crate::store::dynamo::http_client())
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(50)),
+        )
 }
 
 #[async_trait]
@@ -63,8 +93,11 @@ impl HostEvents for EventBridgeEvents {
             .send()
             .await
             .map_err(|e| {
-                let code = e.code().unwrap_or("unknown").to_owned();
-                Error::unavailable(format!("publishing a host event failed ({code})"))
+                let why = match e.code() {
+                    Some(code) => code.to_owned(),
+                    None => aws_sdk_eventbridge::error::DisplayErrorContext(&e).to_string(),
+                };
+                Error::unavailable(format!("publishing a host event failed: {why}"))
             })?;
         // PutEvents answers 200 with per-entry failures.
         if out.failed_entry_count() > 0 {
@@ -74,7 +107,7 @@ impl HostEvents for EventBridgeEvents {
                 .find_map(|e| e.error_code())
                 .unwrap_or("unknown");
             return Err(Error::unavailable(format!(
-                "publishing a host event failed ({code})"
+                "publishing a host event failed: {code}"
             )));
         }
         Ok(())
