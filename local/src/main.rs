@@ -211,6 +211,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!(
             "               AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\\n               \
              AWS_ENDPOINT_URL_DYNAMODB={} COEDIT_TABLE_NAME={} COEDIT_CONNECTIONS_ENDPOINT={management} \\\n               \
+             COEDIT_EVENT_BUS_NAME=coedit-local AWS_ENDPOINT_URL_EVENTBRIDGE={base}/local/eventbridge \\\n               \
              COEDIT_JOIN_TOKEN_SECRET=<the same> cargo lambda watch",
             endpoint.as_deref().unwrap_or_default(),
             args.table

@@ -14,6 +14,128 @@ use serde_json::json;
 async fn main() {
     rest().await;
     lifecycle().await;
+    host().await;
+}
+
+/// What start-or-join and host events add, on a 3 KB template.
+async fn host() {
+    use coedit_tests::ws::user;
+    use std::time::Duration;
+
+    let store = TestStore::dynamo().await;
+    let TestStore::Dynamo(dynamo) = &store else {
+        unreachable!()
+    };
+    let meter = dynamo.meter().clone();
+    let t = TestApp::new(store.clone()).await;
+    let show = |what: &str, c: coedit::store::dynamo::Capacity, events: usize| {
+        println!(
+            "| {what} | {}, {:.1} | {}, {:.1} | {events} |",
+            c.read_requests, c.read_units, c.write_requests, c.write_units
+        );
+    };
+    let template = json!({"page": {"rows": [{"uuid": "r1", "columns": [{"modules": [
+        {"uuid": "m1", "descriptor": {"text": {"html": "x".repeat(3000)}}}]}]}]}});
+    let body = serde_json::to_vec(&json!({"template": template, "userid": "u"})).unwrap();
+    let events = || t.events.recent().len();
+    println!();
+    println!(
+        "| operation (3 KB template) | reads: requests, RCU | writes: requests, WCU | host events |"
+    );
+    println!("|---|---|---|---:|");
+    // The API key is looked up (and cached) first, so only each route's own work
+    // counts. The POST-created session lives in another table, so that its end
+    // does not show in the sweeps below.
+    let posting = TestApp::new(TestStore::dynamo().await).await;
+    let TestStore::Dynamo(posting_store) = &posting.store else {
+        unreachable!()
+    };
+    for app in [&t, &posting] {
+        app.get(&app.api_key, "00000000-0000-4000-8000-000000000000")
+            .await;
+    }
+    let posted = posting_store.meter().clone();
+    let before = posted.totals();
+    let res = call(
+        &posting.app,
+        create_session::handle,
+        Event::create_session(Some(&posting.api_key), body.clone()),
+    )
+    .await;
+    assert_eq!(res.status, 201);
+    show("POST create", posted.totals() - before, 1);
+    let (before, sent) = (meter.totals(), events());
+    let res = call(
+        &t.app,
+        create_session::handle,
+        Event::start_session(Some(&t.api_key), "k", body.clone()),
+    )
+    .await;
+    assert_eq!(res.status, 201);
+    show(
+        "PUT start-or-join: starts",
+        meter.totals() - before,
+        events() - sent,
+    );
+    let id = res.json()["sessionId"].as_str().unwrap().to_owned();
+    let (before, sent) = (meter.totals(), events());
+    let res = call(
+        &t.app,
+        create_session::handle,
+        Event::start_session(Some(&t.api_key), "k", body.clone()),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    show(
+        "PUT start-or-join: joins the live one",
+        meter.totals() - before,
+        events() - sent,
+    );
+
+    let token = t.join_token(&id, &user(1)).await;
+    let (before, sent) = (meter.totals(), events());
+    let (_, ann) = t.open(Some(&token)).await;
+    let ann = ann.unwrap();
+    show(
+        "connect (with coedit.user.joined)",
+        meter.totals() - before,
+        events() - sent,
+    );
+    let change = json!({"action": "edit", "changeId": "c1", "baseVersion": 1,
+        "patch": [{"op": "replace", "path": "/page/rows/0/columns/0/modules/0/descriptor/text/html", "value": "<p>hi</p>"}]});
+    let (before, sent) = (meter.totals(), events());
+    coedit_tests::ws::send_to(&t.app, &ann.id, &change.to_string()).await;
+    show("edit (no event)", meter.totals() - before, events() - sent);
+    for _ in 0..2 {
+        for _ in 0..2 {
+            t.clock.advance(Duration::from_secs(31));
+            t.ping(&ann).await;
+        }
+        let (before, sent) = (meter.totals(), events());
+        let report = coedit::handlers::sweeper::run(&t.app).await;
+        let what = if report.updated == 1 {
+            "sweep: presence check with coedit.session.updated"
+        } else {
+            "sweep: presence check, nothing new"
+        };
+        show(what, meter.totals() - before, events() - sent);
+    }
+    let (before, sent) = (meter.totals(), events());
+    t.disconnect(&ann).await;
+    show(
+        "disconnect (with coedit.user.left)",
+        meter.totals() - before,
+        events() - sent,
+    );
+    t.clock.advance(Duration::from_secs(61));
+    let (before, sent) = (meter.totals(), events());
+    let report = coedit::handlers::sweeper::run(&t.app).await;
+    assert_eq!((report.ended, report.erased), (1, 1));
+    show(
+        "sweep: coedit.session.ended with the template, then erase",
+        meter.totals() - before,
+        events() - sent,
+    );
 }
 
 async fn rest() {

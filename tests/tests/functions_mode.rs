@@ -70,6 +70,11 @@ async fn the_real_binaries_serve_the_websocket_api() {
                 "COEDIT_CONNECTIONS_ENDPOINT",
                 format!("http://{}/local", stack.ws),
             )
+            .env("COEDIT_EVENT_BUS_NAME", "coedit-local")
+            .env(
+                "AWS_ENDPOINT_URL_EVENTBRIDGE",
+                format!("{}/local/eventbridge", stack.routes.base),
+            )
             .stdout(Stdio::null())
             .spawn()
             .expect("cargo lambda is installed"),

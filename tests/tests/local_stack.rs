@@ -158,3 +158,82 @@ async fn host_events_are_served_as_eventbridge_delivers_them() {
     assert_eq!(last["detail"]["version"], 9);
     assert_eq!(last["detail"]["users"], 2);
 }
+
+/// `--events-webhook URL`: each event is posted to the host's URL, in order, in
+/// EventBridge's envelope.
+#[tokio::test]
+async fn events_are_posted_to_the_webhook_in_order() {
+    use coedit::events::{EventDetail, EventKind, HostEvent, HostEvents};
+    use coedit_local::events::LocalEvents;
+    use http_body_util::BodyExt;
+    use hyper::body::Incoming;
+    use std::sync::{Arc, Mutex};
+
+    // The host's webhook: keeps every body it is posted.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks/coedit", listener.local_addr().unwrap());
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let keep = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let keep = keep.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    let keep = keep.clone();
+                    async move {
+                        assert_eq!(req.uri().path(), "/hooks/coedit");
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        keep.lock()
+                            .unwrap()
+                            .push(serde_json::from_slice(&body).unwrap());
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(hyper::body::Bytes::new()),
+                        ))
+                    }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await;
+            });
+        }
+    });
+
+    let events = LocalEvents::new(false).with_webhook(&url).unwrap();
+    let id = coedit::session::SessionId::generate();
+    for version in 1..=5 {
+        let detail = EventDetail::new(
+            &coedit::session::TenantId::parse("dev").unwrap(),
+            &id,
+            None,
+            coedit::session::Version(version),
+            coedit::clock::Timestamp(0),
+            1,
+        );
+        events
+            .publish(&HostEvent::new(EventKind::SessionUpdated, detail))
+            .await
+            .unwrap();
+    }
+    for _ in 0..200 {
+        if received.lock().unwrap().len() == 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let received = received.lock().unwrap().clone();
+    let versions: Vec<u64> = received
+        .iter()
+        .map(|e| e["detail"]["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(received[0]["detail-type"], "coedit.session.updated");
+    assert_eq!(received[0]["source"], "coedit");
+    assert!(received[0]["id"].as_str().is_some_and(|id| id.len() == 36));
+    assert!(
+        LocalEvents::new(false)
+            .with_webhook("https://example.com/x")
+            .is_err()
+    );
+}
