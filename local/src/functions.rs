@@ -44,6 +44,7 @@ impl Functions for InProcess {
 
 /// The real function binaries, running under `cargo lambda watch`, reached
 /// through its Lambda invoke endpoint (`POST {base}/2015-03-31/functions/{name}/invocations`).
+#[derive(Clone)]
 pub struct Remote {
     base: String,
     client: hyper_util::client::legacy::Client<
@@ -62,6 +63,73 @@ impl Remote {
             )
             .build_http(),
         }
+    }
+}
+
+/// The functions behind the WebSocket routes, as `function_for` names them.
+pub const WEBSOCKET_FUNCTIONS: [&str; 4] = ["connect", "disconnect", "ping", "edit"];
+
+impl Remote {
+    /// Invokes each WebSocket function once with an event that changes nothing (a
+    /// `$connect` without a token, a `$disconnect` and a `ping` of a connection
+    /// that does not exist, an empty message), until each has answered or
+    /// `deadline` has passed. `cargo lambda watch` builds and starts a binary on
+    /// its first invocation, which takes minutes on a cold machine; waiting here
+    /// keeps that out of the first real connection. Retries while the watcher is
+    /// not up yet. `progress` hears of each function as it answers.
+    pub async fn warm_up(
+        &self,
+        deadline: std::time::Duration,
+        progress: impl Fn(&str, std::time::Duration),
+    ) -> Result<std::time::Duration> {
+        use coedit::Error;
+        use coedit::handlers::websocket::Incoming;
+        let started = std::time::Instant::now();
+        for name in WEBSOCKET_FUNCTIONS {
+            let (route, body) = match name {
+                "connect" => ("$connect", None),
+                "disconnect" => ("$disconnect", None),
+                "ping" => ("ping", Some(r#"{"action":"ping"}"#)),
+                _ => ("$default", Some("{}")),
+            };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            let event = Incoming {
+                route,
+                connection_id: "warm-up-connection=",
+                stage: "local",
+                domain: "127.0.0.1",
+                source_ip: "127.0.0.1",
+                connected_at: now,
+                request_time: now,
+                query: &[],
+                headers: &[],
+                body,
+                close: (route == "$disconnect").then_some((1000, "")),
+            }
+            .to_event()?;
+            loop {
+                let left = deadline.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(Error::unavailable(format!(
+                        "the function {name} did not answer within {} s: is `cargo lambda watch` running at {}?",
+                        deadline.as_secs(),
+                        self.base
+                    )));
+                }
+                match tokio::time::timeout(left, self.invoke(event.clone())).await {
+                    Ok(Ok(_)) => break,
+                    // Not listening yet, or an invocation that gave up while the
+                    // binary was building: ask again.
+                    Ok(Err(_)) | Err(_) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    }
+                }
+            }
+            progress(name, started.elapsed());
+        }
+        Ok(started.elapsed())
     }
 }
 

@@ -141,9 +141,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Arc::new(
         App::new(config, store, notifier, Arc::new(SystemClock)).with_events(events.clone()),
     );
-    let functions: Arc<dyn coedit_local::functions::Functions> = match &args.functions {
-        Some(url) => Arc::new(Metered {
-            inner: coedit_local::functions::Remote::new(url),
+    let remote = args
+        .functions
+        .as_deref()
+        .map(coedit_local::functions::Remote::new);
+    let functions: Arc<dyn coedit_local::functions::Functions> = match &remote {
+        Some(remote) => Arc::new(Metered {
+            inner: remote.clone(),
             metrics: metrics.clone(),
         }),
         None => Arc::new(Metered {
@@ -215,6 +219,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
              COEDIT_JOIN_TOKEN_SECRET=<the same> cargo lambda watch",
             endpoint.as_deref().unwrap_or_default(),
             args.table
+        );
+    }
+    if let Some(remote) = &remote {
+        // Nothing is served until every function answers: a first connection must
+        // not wait minutes for a build (or find its session expired meanwhile).
+        println!(
+            "  waiting      for {} to answer (cargo lambda builds each binary on first use:              minutes on a cold machine)...",
+            coedit_local::functions::WEBSOCKET_FUNCTIONS.join(", ")
+        );
+        let waited = remote
+            .warm_up(std::time::Duration::from_secs(3600), |name, after| {
+                println!("  ready        {name} after {} s", after.as_secs());
+            })
+            .await
+            .map_err(|e| e.detail)?;
+        println!(
+            "  ready        all functions after {} s; the stack is serving",
+            waited.as_secs()
         );
     }
     tokio::select! {
