@@ -1,5 +1,5 @@
 //! The `edit` function: WebSocket routes `edit`, `lock`, `unlock`, `sync` and
-//! `$default`. Translates each message into its use case (`usecase::change`,
+//! `$default` (which carries `presence`). Translates each message into its use case (`usecase::change`,
 //! `usecase::locks`) and the outcome into the route response (the sender's answer).
 
 use super::ping;
@@ -11,7 +11,7 @@ use crate::error::Code;
 use crate::session::Version;
 use crate::session::change::Edit;
 use crate::session::message::{ClientMessage, MAX_MESSAGE_BYTES, ServerMessage};
-use crate::usecase::presence::close_with;
+use crate::usecase::presence::{self, close_with};
 use crate::usecase::{change, locks};
 
 pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
@@ -43,10 +43,11 @@ pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
             match edit {
                 Ok(edit) => change::submit_from_connection(app, &connection_id, &edit)
                     .await
-                    .map(|version| {
+                    .map(|done| {
                         reply(&ServerMessage::Ack {
                             change_id: &edit.change_id,
-                            version,
+                            version: done.version,
+                            diff: done.applied.as_deref(),
                         })
                     }),
                 Err(e) => Err(e),
@@ -71,6 +72,9 @@ pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
         ClientMessage::Unlock { target } => locks::unlock(app, &connection_id, &target)
             .await
             .map(|()| ok()),
+        ClientMessage::Presence {} => presence::roll_call(app, &connection_id)
+            .await
+            .map(reply_json),
         ClientMessage::Sync { since_version } => {
             change::changes_since(app, &connection_id, Version(since_version))
                 .await

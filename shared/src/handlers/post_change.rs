@@ -42,10 +42,11 @@ async fn post(app: &App, req: &Request) -> Result<Response<Body>> {
         message.label,
         message.kind,
     )?;
-    let version = submit(app, &id, &Sender::User(&grant.user), &edit).await?;
+    let done = submit(app, &id, &Sender::User(&grant.user), &edit).await?;
     let ack = ServerMessage::Ack {
         change_id: &edit.change_id,
-        version,
+        version: done.version,
+        diff: done.applied.as_deref(),
     };
     Ok(json_response(StatusCode::OK, ack.to_json()))
 }

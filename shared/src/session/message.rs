@@ -19,9 +19,18 @@ pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 pub enum ClientMessage {
     Ping {},
     Edit(EditMessage),
-    Lock { target: String },
-    Unlock { target: String },
-    Sync { since_version: u64 },
+    Lock {
+        target: String,
+    },
+    Unlock {
+        target: String,
+    },
+    Sync {
+        since_version: u64,
+    },
+    /// Who is here: answered with the session change a newcomer missed while its
+    /// `$connect` ran (its own `USER_JOINED` with the whole `sessionData`).
+    Presence {},
 }
 
 /// An `edit` as sent; `Edit::new` checks it.
@@ -49,7 +58,7 @@ struct SyncFields {
     since_version: u64,
 }
 
-const ACTIONS: &str = "`ping`, `edit`, `lock`, `unlock`, `sync`";
+const ACTIONS: &str = "`ping`, `edit`, `lock`, `unlock`, `sync`, `presence`";
 
 impl ClientMessage {
     /// Parses a message, or says what is wrong and where (4000), or that it is too
@@ -94,6 +103,7 @@ impl ClientMessage {
             "sync" => ClientMessage::Sync {
                 since_version: fields::<SyncFields>(value)?.since_version,
             },
+            "presence" => ClientMessage::Presence {},
             other => {
                 return Err(Error::malformed(format!(
                     "action: unknown variant `{}`, expected one of {ACTIONS}",
@@ -169,6 +179,9 @@ pub enum ServerMessage<'a> {
     Ack {
         change_id: &'a str,
         version: Version,
+        /// The ops as applied, when they differ from the ones sent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        diff: Option<&'a [Value]>,
     },
     #[serde(rename_all = "camelCase")]
     Change {

@@ -387,13 +387,183 @@ pub fn check_user_id(field: &str, user_id: &str) -> Result<()> {
     check_text(field, user_id, 256)
 }
 
-/// A user as the host app describes it for a join token: an id, a display name
-/// (1 to 256 bytes) and a color (1 to 64 bytes, any CSS form the client understands).
+/// A user as the host app describes it for a join token: an id and a display name
+/// (1 to 256 bytes each) and a color every browser draws the same and that can
+/// carry nothing else into a page: a hex color or a CSS named color.
 pub fn check_user(user: &User) -> Result<()> {
     check_text("userId", &user.user_id, 256)?;
     check_text("username", &user.username, 256)?;
-    check_text("userColor", &user.user_color, 64)
+    check_color("userColor", &user.user_color)
 }
+
+/// `#rgb`, `#rgba`, `#rrggbb`, `#rrggbbaa` or a CSS named color (any case).
+pub fn check_color(field: &str, color: &str) -> Result<()> {
+    let hex = color.strip_prefix('#').is_some_and(|digits| {
+        matches!(digits.len(), 3 | 4 | 6 | 8) && digits.bytes().all(|b| b.is_ascii_hexdigit())
+    });
+    let named = CSS_NAMED_COLORS
+        .binary_search(&color.to_ascii_lowercase().as_str())
+        .is_ok();
+    if hex || named {
+        return Ok(());
+    }
+    Err(Error::malformed(format!(
+        "{field}: must be a hex color (#rgb, #rrggbb, with or without alpha) or a CSS named color, is {:?}",
+        color.chars().take(32).collect::<String>()
+    )))
+}
+
+/// CSS Color Module Level 4 named colors, sorted.
+const CSS_NAMED_COLORS: [&str; 148] = [
+    "aliceblue",
+    "antiquewhite",
+    "aqua",
+    "aquamarine",
+    "azure",
+    "beige",
+    "bisque",
+    "black",
+    "blanchedalmond",
+    "blue",
+    "blueviolet",
+    "brown",
+    "burlywood",
+    "cadetblue",
+    "chartreuse",
+    "chocolate",
+    "coral",
+    "cornflowerblue",
+    "cornsilk",
+    "crimson",
+    "cyan",
+    "darkblue",
+    "darkcyan",
+    "darkgoldenrod",
+    "darkgray",
+    "darkgreen",
+    "darkgrey",
+    "darkkhaki",
+    "darkmagenta",
+    "darkolivegreen",
+    "darkorange",
+    "darkorchid",
+    "darkred",
+    "darksalmon",
+    "darkseagreen",
+    "darkslateblue",
+    "darkslategray",
+    "darkslategrey",
+    "darkturquoise",
+    "darkviolet",
+    "deeppink",
+    "deepskyblue",
+    "dimgray",
+    "dimgrey",
+    "dodgerblue",
+    "firebrick",
+    "floralwhite",
+    "forestgreen",
+    "fuchsia",
+    "gainsboro",
+    "ghostwhite",
+    "gold",
+    "goldenrod",
+    "gray",
+    "green",
+    "greenyellow",
+    "grey",
+    "honeydew",
+    "hotpink",
+    "indianred",
+    "indigo",
+    "ivory",
+    "khaki",
+    "lavender",
+    "lavenderblush",
+    "lawngreen",
+    "lemonchiffon",
+    "lightblue",
+    "lightcoral",
+    "lightcyan",
+    "lightgoldenrodyellow",
+    "lightgray",
+    "lightgreen",
+    "lightgrey",
+    "lightpink",
+    "lightsalmon",
+    "lightseagreen",
+    "lightskyblue",
+    "lightslategray",
+    "lightslategrey",
+    "lightsteelblue",
+    "lightyellow",
+    "lime",
+    "limegreen",
+    "linen",
+    "magenta",
+    "maroon",
+    "mediumaquamarine",
+    "mediumblue",
+    "mediumorchid",
+    "mediumpurple",
+    "mediumseagreen",
+    "mediumslateblue",
+    "mediumspringgreen",
+    "mediumturquoise",
+    "mediumvioletred",
+    "midnightblue",
+    "mintcream",
+    "mistyrose",
+    "moccasin",
+    "navajowhite",
+    "navy",
+    "oldlace",
+    "olive",
+    "olivedrab",
+    "orange",
+    "orangered",
+    "orchid",
+    "palegoldenrod",
+    "palegreen",
+    "paleturquoise",
+    "palevioletred",
+    "papayawhip",
+    "peachpuff",
+    "peru",
+    "pink",
+    "plum",
+    "powderblue",
+    "purple",
+    "rebeccapurple",
+    "red",
+    "rosybrown",
+    "royalblue",
+    "saddlebrown",
+    "salmon",
+    "sandybrown",
+    "seagreen",
+    "seashell",
+    "sienna",
+    "silver",
+    "skyblue",
+    "slateblue",
+    "slategray",
+    "slategrey",
+    "snow",
+    "springgreen",
+    "steelblue",
+    "tan",
+    "teal",
+    "thistle",
+    "tomato",
+    "turquoise",
+    "violet",
+    "wheat",
+    "white",
+    "whitesmoke",
+    "yellow",
+    "yellowgreen",
+];
 
 fn check_text(field: &str, text: &str, max: usize) -> Result<()> {
     if text.is_empty() || text.len() > max {
@@ -461,6 +631,37 @@ mod tests {
             let e = Version::parse_start(Some(&bad)).unwrap_err();
             assert!(e.detail.starts_with("version: "), "{bad}");
         }
+    }
+
+    #[test]
+    fn user_colors_are_hex_or_named() {
+        for ok in [
+            "#c0ffee",
+            "#FFF",
+            "#0008",
+            "#11223344",
+            "RebeccaPurple",
+            "teal",
+        ] {
+            assert!(check_color("userColor", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "c0ffee",
+            "#c0ffe",
+            "#ggg",
+            "red;background:url(x)",
+            "<b>",
+            "rgb(1,2,3)",
+            "reddish",
+        ] {
+            let e = check_color("userColor", bad).unwrap_err();
+            assert!(
+                e.detail.starts_with("userColor: must be a hex color"),
+                "{bad}"
+            );
+        }
+        assert!(CSS_NAMED_COLORS.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

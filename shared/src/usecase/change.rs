@@ -6,6 +6,8 @@
 
 use super::presence::drop_gone;
 use super::{present_self, session_of};
+use serde_json::Value;
+
 use crate::app::App;
 use crate::clock::Timestamp;
 use crate::error::{Code, Error, Result};
@@ -36,23 +38,41 @@ pub enum Sender<'a> {
     User(&'a User),
 }
 
-/// Decides, stores and broadcasts a change; the version it holds. A change resent
-/// under the same `changeId` gets its first version and is not sent again.
+/// What a stored change answers its sender.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitted {
+    pub version: Version,
+    /// The ops as applied, when they differ from the ones sent (rebased over
+    /// changes the sender missed, or an array's `-` resolved), so the sender's
+    /// copy of the template ends up equal to the server's. `None` for a resend.
+    pub applied: Option<Vec<Value>>,
+}
+
+/// Decides, stores and broadcasts a change. A change resent under the same
+/// `changeId` gets its first version and is not sent again.
 pub async fn submit(
     app: &App,
     id: &SessionId,
     sender: &Sender<'_>,
     edit: &Edit,
-) -> Result<Version> {
+) -> Result<Submitted> {
     match accept(app, id, sender, edit).await? {
-        Accepted::Duplicate(version) => Ok(version),
+        Accepted::Duplicate(version) => Ok(Submitted {
+            version,
+            applied: None,
+        }),
         Accepted::New(entry, members) => {
             let skip = match sender {
                 Sender::Connection(connection_id) => Some(*connection_id),
                 Sender::User(_) => None,
             };
             broadcast_change(app, &members, &entry, skip).await;
-            Ok(entry.version)
+            let applied =
+                (crate::patch::to_json(&edit.patch) != entry.diff).then(|| entry.diff.clone());
+            Ok(Submitted {
+                version: entry.version,
+                applied,
+            })
         }
     }
 }
@@ -62,7 +82,7 @@ pub async fn submit_from_connection(
     app: &App,
     connection_id: &str,
     edit: &Edit,
-) -> Result<Version> {
+) -> Result<Submitted> {
     let id = session_of(app, connection_id).await?;
     submit(app, &id, &Sender::Connection(connection_id), edit).await
 }

@@ -179,3 +179,27 @@ pub fn stale_error() -> Error {
         "no ping for 50 seconds: the connection was dropped; reconnect to rejoin",
     )
 }
+
+/// What a newcomer could not be told during its `$connect`: the session change of
+/// its own joining, with everyone present (seed shape), as JSON.
+pub async fn roll_call(app: &App, connection_id: &str) -> Result<String> {
+    let id = super::session_of(app, connection_id).await?;
+    let now = app.now();
+    let members = app
+        .store
+        .read_members(&id, now)
+        .await?
+        .ok_or_else(Error::session_not_found)?;
+    let me = super::present_self(&members, connection_id, now)?;
+    Ok(ServerMessage::SessionChange {
+        change: Change {
+            kind: ChangeKind::UserJoined,
+            value: &me.user,
+            target: None,
+        },
+        session_data: SessionData {
+            users: members.users_by_connection(now),
+        },
+    }
+    .to_json())
+}
