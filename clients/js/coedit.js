@@ -1,106 +1,128 @@
-// coedit browser client: a plain ES module, no dependencies.
+// coedit browser client: an ES module without dependencies.
 //
-//   import { CoeditClient, applyPatch } from "./coedit.js";
-//   const client = new CoeditClient({ url, token, version, onChange, onSessionChange, onError, onResync });
-//   await client.connect();
-//   await client.edit([{ op: "replace", path: "/page/rows/0/...", value: "..." }], { label: "Text", type: "text" });
+//   import { CoeditClient } from "@coedit/client";
+//   const client = new CoeditClient({ api, sessionId, url, token, getToken,
+//     onChange, onRemoteChange, onSessionChange, onError, onStatus });
+//   await client.start();                  // loads the template, then connects
+//   client.template; client.version;       // the server's template, kept in version order
+//   await client.edit(patch, { label: "Text changed", type: "text" });
 //
-// It keeps the connection alive (ping every 10 s), reconnects with backoff, asks
-// for what it missed when versions skip (`sync`), resends unacknowledged changes
-// under the same `changeId` after a reconnect (the server applies each once), and
-// delivers remote changes strictly in version order.
+// Behaves as the seed's co-editing client does when the network misbehaves
+// (docs/PROTOCOL.md, README "The browser client"): a ping every 10 s, and a lost
+// connection (an unclean close, or 5 pings unanswered) is reconnected with
+// jittered backoff for 60 s before error 5400; the recoverable errors 5001, 5100
+// and 5300 are retried first and reported only if that fails; a refused reconnect
+// is explained by asking the REST API (5150 gone, 4029 full, an expired token
+// renewed through `getToken`). Changes are applied in version order, the user's
+// own ones as the server applied them; unacknowledged changes are resent under
+// their `changeId` after a reconnect (the server applies each once).
 
-const HEARTBEAT_MS = 10_000;
-const MAX_BACKOFF_MS = 30_000;
+export const HEARTBEAT_MS = 10_000;
+export const MISSED_PINGS = 5;
+export const RECONNECT_WINDOW_MS = 60_000;
+const FIRST_BACKOFF_MS = 250;
+const MAX_BACKOFF_MS = 5_000;
 
-/** Codes after which retrying the same thing cannot help (docs/PROTOCOL.md). */
-const FINAL = new Set([5150, 5500, 5600, 4030]);
+/** Errors the client retries by reconnecting before it reports them. */
+const RECOVERABLE = new Set([5001, 5100, 5300]);
+/** Errors after which the session cannot go on: the client stops. */
+const FINAL = new Set([5150, 5200, 5400, 5500, 5600, 4010, 4029, 4030]);
+
+const SEED_MESSAGES = {
+  5150: "Session does not exist.",
+  5400: "Connection to the synchronization server was lost.",
+  4010: "Missing or invalid credential.",
+  4029: "Co-editor limit reached.",
+};
+
+const realClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id),
+};
 
 export class CoeditClient {
-  /**
-   * @param {object} o
-   * @param {string} o.url WebSocket URL from the join answer
-   * @param {string} o.token join token
-   * @param {number} o.version the version of the template the page holds (from GET)
-   * @param {(entry: object) => void} [o.onChange] a remote change, in version order
-   * @param {(change: object, sessionData: object) => void} [o.onSessionChange] USER_JOINED, USER_LEFT, LOCKED, UNLOCKED
-   * @param {(error: {code: number, message: string, detail: string}) => void} [o.onError]
-   * @param {(version: number) => void} [o.onResync] the log cannot be replayed: reload the template (GET), then call `reset`
-   * @param {(state: string) => void} [o.onStatus] "open", "reconnecting", "closed"
-   * @param {typeof WebSocket} [o.WebSocket] a WebSocket implementation (the browser's by default)
-   */
+  /** @param {import("./coedit.d.ts").CoeditOptions} o */
   constructor(o) {
+    this.api = (o.api ?? "").replace(/\/$/, "");
+    this.sessionId = o.sessionId;
     this.url = o.url;
     this.token = o.token;
-    this.version = o.version ?? 1;
+    this.getToken = o.getToken;
     this.on = {
       change: o.onChange ?? (() => {}),
+      remoteChange: o.onRemoteChange ?? (() => {}),
       sessionChange: o.onSessionChange ?? (() => {}),
       error: o.onError ?? (() => {}),
-      resync: o.onResync ?? (() => {}),
       status: o.onStatus ?? (() => {}),
+      resync: o.onResync ?? (() => {}),
     };
     this.WebSocket = o.WebSocket ?? globalThis.WebSocket;
-    this.pending = new Map(); // changeId -> {message, resolve, reject}
-    this.locks = new Map(); // target -> [{resolve}]
-    this.waiting = new Map(); // version -> entry, or "own" for our acknowledged changes
-    this.ownChanges = new Set(); // changeIds of our acknowledged changes
-    this.closed = false;
+    this.fetch = o.fetch ?? ((...a) => globalThis.fetch(...a));
+    this.clock = o.clock ?? realClock;
+    this.doc = null;
+    this.confirmed = 0; // the version `doc` is at
+    this.pending = new Map(); // changeId -> {message, resolve, reject, resent}
+    this.slots = new Map(); // version -> {diff, entry?, own?: {changeId, label, type}}
+    this.locks = new Map(); // target -> [resolve]
+    this.state = "idle";
+    this.ws = null;
+    this.lostAt = null; // when the connection was lost, while reconnecting
     this.attempt = 0;
+    this.unanswered = 0;
+    this.heldError = null; // a recoverable error, reported if the reconnect fails
+    this.timers = new Set();
   }
 
-  /** Opens the connection; resolves once it is open. */
-  connect() {
-    return new Promise((resolve, reject) => {
-      const ws = new this.WebSocket(`${this.url}?token=${encodeURIComponent(this.token)}`);
-      this.ws = ws;
-      let opened = false;
-      ws.onopen = () => {
-        opened = true;
-        this.attempt = 0;
-        this.on.status("open");
-        this.heartbeat = setInterval(() => this.send({ action: "ping" }), HEARTBEAT_MS);
-        // Catch up, then resend what was never acknowledged.
-        this.send({ action: "sync", sinceVersion: this.version });
-        for (const p of this.pending.values()) this.send(p.message);
-        resolve();
-      };
-      ws.onmessage = (e) => this.receive(JSON.parse(e.data));
-      ws.onclose = () => {
-        clearInterval(this.heartbeat);
-        if (!opened) reject(new Error("the connection was refused"));
-        if (this.closed) return this.on.status("closed");
-        this.on.status("reconnecting");
-        const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
-        setTimeout(() => this.connect().catch(() => {}), delay);
-      };
+  /** The template as the server has it at `version`. */
+  get template() {
+    return this.doc;
+  }
+
+  get version() {
+    return this.confirmed;
+  }
+
+  /**
+   * Loads the template (GET with the join token), then connects. Resolves once
+   * connected; rejects with the error that stops it (also given to `onError`).
+   */
+  async start() {
+    try {
+      await this.load();
+    } catch (err) {
+      const e = err?.code ? err : this.error(5100, `loading the template failed: ${err?.message ?? err}`);
+      this.fail(e);
+      throw Object.assign(new Error(e.message), e);
+    }
+    await new Promise((resolve, reject) => {
+      this.starting = { resolve, reject };
+      this.connect();
     });
   }
 
+  /** Stops for good: no reconnect, no callbacks. */
   close() {
-    this.closed = true;
-    clearInterval(this.heartbeat);
+    this.setState("closed");
+    this.stopTimers();
     this.ws?.close(1000);
   }
 
-  send(message) {
-    if (this.ws?.readyState === 1) this.ws.send(JSON.stringify(message));
-  }
-
   /**
-   * Sends a change made on the current version. Resolves with its version once
-   * the server stored it; rejects with the server's error (4009: reload and redo).
+   * Sends a change made on the current template. Resolves `{version}` once the
+   * server stored it (and `template` includes it); rejects with the server's
+   * error (4009: the change conflicts, redo it on the new template).
    */
   edit(patch, { label = "", type = "" } = {}) {
     const changeId = crypto.randomUUID();
-    const message = { action: "edit", changeId, baseVersion: this.version, patch, label, type };
+    const message = { action: "edit", changeId, baseVersion: this.confirmed, patch, label, type };
     return new Promise((resolve, reject) => {
-      this.pending.set(changeId, { message, resolve, reject });
+      this.pending.set(changeId, { message, resolve, reject, resent: false });
       this.send(message);
     });
   }
 
-  /** Asks for an element; resolves `{granted, heldBy}`. */
+  /** Asks for a row or module; resolves `{granted, heldBy}`. */
   lock(target) {
     return new Promise((resolve) => {
       const waiting = this.locks.get(target) ?? [];
@@ -114,36 +136,214 @@ export class CoeditClient {
     this.send({ action: "unlock", target });
   }
 
-  /** After a resync: the page reloaded the template, at `version`. */
-  reset(version) {
-    this.version = version;
-    this.waiting.clear();
+  // ---- the connection ----
+
+  async load() {
+    const res = await this.rest(`/v1/coedit/session/${this.sessionId}`);
+    if (res.status !== 200) throw this.refusal(res.status, res.body);
+    this.doc = res.body.template;
+    this.confirmed = res.body.version;
+    this.slots.clear();
+    return res.body;
   }
+
+  /** Opens the socket; a refusal or a drop goes on to `retry` or `lost`. */
+  connect() {
+    this.setState(this.lostAt === null ? "connecting" : "reconnecting");
+    const ws = new this.WebSocket(`${this.url}?token=${encodeURIComponent(this.token)}`);
+    this.ws = ws;
+    let opened = false;
+    ws.onopen = () => {
+      if (this.ws !== ws) return;
+      opened = true;
+      this.lostAt = null;
+      this.attempt = 0;
+      this.unanswered = 0;
+      this.heldError = null;
+      this.setState("open");
+      this.beat();
+      // Who is here, what was missed, then what was never acknowledged.
+      this.send({ action: "presence" });
+      this.send({ action: "sync", sinceVersion: this.confirmed });
+      for (const p of this.pending.values()) {
+        p.resent = true;
+        this.send(p.message);
+      }
+      this.starting?.resolve();
+      this.starting = null;
+    };
+    ws.onmessage = (e) => {
+      if (this.ws === ws) this.receive(JSON.parse(e.data));
+    };
+    ws.onclose = (e) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.stopTimers();
+      if (this.state === "closed" || this.state === "failed") return;
+      if (this.lostAt === null) this.lostAt = this.clock.now();
+      if (!opened) return this.retry();
+      this.lost(e?.wasClean && e.code === 1000 ? "the server closed the connection" : "the connection dropped");
+    };
+  }
+
+  /** The connection is gone: reconnect, within the window. */
+  lost(why) {
+    this.ws?.close(4000);
+    this.ws = null;
+    this.stopTimers();
+    if (this.lostAt === null) this.lostAt = this.clock.now();
+    this.detail = why;
+    this.setState("reconnecting");
+    this.schedule();
+  }
+
+  schedule() {
+    const elapsed = this.clock.now() - this.lostAt;
+    if (elapsed >= RECONNECT_WINDOW_MS) return this.giveUp();
+    const cap = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** this.attempt++);
+    const delay = Math.min(cap * (0.5 + Math.random() / 2), RECONNECT_WINDOW_MS - elapsed);
+    this.later(delay, () => this.connect());
+  }
+
+  /** A reconnect was refused: ask the REST API why, then stop or go on. */
+  async retry() {
+    const err = await this.explain();
+    if (this.state === "closed" || this.state === "failed") return;
+    if (err) return this.fail(err);
+    this.schedule();
+  }
+
+  /**
+   * Why the server refuses this session (GET with the token): an error to stop
+   * with, or null to keep trying (a transient fault, a network error, or an
+   * expired token the page renewed through `getToken`).
+   */
+  async explain() {
+    let res;
+    try {
+      res = await this.rest(`/v1/coedit/session/${this.sessionId}`);
+    } catch {
+      return null; // the network: keep trying
+    }
+    if (res.status === 401 && this.getToken) {
+      try {
+        this.token = await this.getToken();
+        return null; // try again with the new token
+      } catch {
+        // the page could not renew it
+      }
+    }
+    if (res.status === 200) {
+      const seats = res.body.seats;
+      if (seats && seats.used >= seats.limit) {
+        return this.error(4029, `the session has all ${seats.limit} co-editor seats taken`);
+      }
+      return null;
+    }
+    if (res.status >= 500 || res.status === 0) return null;
+    return this.refusal(res.status, res.body);
+  }
+
+  refusal(status, body) {
+    if (status === 404) return this.error(5150, body?.detail ?? "the session has ended");
+    if (status === 401) {
+      return this.error(4010, body?.detail ?? "the join token expired; the host application must issue a new one");
+    }
+    return this.error(body?.code ?? 5001, body?.detail ?? `the server answered ${status}`, body?.message);
+  }
+
+  giveUp() {
+    const held = this.heldError;
+    this.fail(held ?? this.error(5400, `no connection for ${RECONNECT_WINDOW_MS / 1000} s: ${this.detail ?? "network error"}`));
+  }
+
+  fail(err) {
+    if (this.state === "failed" || this.state === "closed") return;
+    this.setState("failed");
+    this.stopTimers();
+    this.ws?.close(1000);
+    this.ws = null;
+    const rejection = () => Object.assign(new Error(err.message), err);
+    for (const p of this.pending.values()) p.reject(rejection());
+    this.pending.clear();
+    this.starting?.reject(rejection());
+    this.starting = null;
+    this.on.error(err);
+  }
+
+  error(code, detail, message) {
+    return { code, message: message ?? SEED_MESSAGES[code] ?? "Unexpected error occurred during co-editing.", detail, recoverable: RECOVERABLE.has(code) };
+  }
+
+  /** Pings every 10 s; 5 unanswered in a row mean the connection is gone. */
+  beat() {
+    this.later(HEARTBEAT_MS, () => {
+      if (this.state !== "open" && this.state !== "waiting") return;
+      if (this.unanswered >= MISSED_PINGS) return this.lost(`${MISSED_PINGS} pings unanswered`);
+      // A ping went unanswered: changes may not be getting through.
+      if (this.unanswered >= 1) this.setState("waiting");
+      this.unanswered += 1;
+      this.send({ action: "ping" });
+      this.beat();
+    });
+  }
+
+  send(message) {
+    if (this.ws?.readyState === 1) this.ws.send(JSON.stringify(message));
+  }
+
+  async rest(path) {
+    const res = await this.fetch(`${this.api}${path}`, { headers: { authorization: `Bearer ${this.token}` } });
+    let body = null;
+    try {
+      body = await res.json();
+    } catch {
+      // not JSON
+    }
+    return { status: res.status, body };
+  }
+
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.on.status(state);
+  }
+
+  later(ms, fn) {
+    const id = this.clock.setTimeout(() => {
+      this.timers.delete(id);
+      fn();
+    }, ms);
+    this.timers.add(id);
+  }
+
+  stopTimers() {
+    for (const id of this.timers) this.clock.clearTimeout(id);
+    this.timers.clear();
+  }
+
+  // ---- messages ----
 
   receive(m) {
     switch (m.type) {
-      case "change":
-        this.queue(m.historyEntry);
-        break;
-      case "changes":
-        for (const e of m.entries) this.queue(e);
-        break;
-      case "ack": {
-        const p = this.pending.get(m.changeId);
-        this.pending.delete(m.changeId);
-        this.ownChanges.add(m.changeId);
-        if (m.version > this.version) this.waiting.set(m.version, "own");
-        this.advance();
-        p?.resolve({ version: m.version });
-        break;
-      }
       case "pong":
-        if (m.version > this.version && !this.waiting.has(this.version + 1)) {
-          this.send({ action: "sync", sinceVersion: this.version });
+        this.unanswered = 0;
+        if (this.state === "waiting") this.setState("open");
+        if (m.version > this.confirmed && !this.slots.has(this.confirmed + 1)) {
+          this.send({ action: "sync", sinceVersion: this.confirmed });
         }
         break;
+      case "change":
+        this.fill(m.historyEntry);
+        break;
+      case "changes":
+        for (const e of m.entries) this.fill(e);
+        break;
+      case "ack":
+        this.acknowledged(m);
+        break;
       case "resync":
-        this.on.resync(m.version);
+        this.reload();
         break;
       case "lock": {
         const waiting = this.locks.get(m.target) ?? [];
@@ -151,39 +351,79 @@ export class CoeditClient {
         break;
       }
       case "sessionChange":
-        this.on.sessionChange(m.change, m.sessionData);
+        this.on.sessionChange({ change: m.change, sessionData: m.sessionData });
         break;
-      case "error": {
-        const p = m.changeId && this.pending.get(m.changeId);
-        if (p) {
-          this.pending.delete(m.changeId);
-          p.reject(Object.assign(new Error(m.message), m));
-        } else {
-          this.on.error(m);
-        }
-        if (FINAL.has(m.code)) this.close();
+      case "error":
+        this.serverError(m);
         break;
-      }
     }
   }
 
-  queue(entry) {
-    if (entry.version <= this.version) return;
-    const own = this.ownChanges.has(entry.changeId) || this.pending.has(entry.changeId);
-    this.waiting.set(entry.version, own ? "own" : entry);
+  serverError(m) {
+    const p = m.changeId && this.pending.get(m.changeId);
+    if (p) {
+      this.pending.delete(m.changeId);
+      p.reject(Object.assign(new Error(m.message), m));
+      return;
+    }
+    const err = { code: m.code, message: m.message, detail: m.detail, recoverable: RECOVERABLE.has(m.code) };
+    if (RECOVERABLE.has(m.code)) {
+      // Retried first; reported only if the reconnect fails.
+      this.heldError = err;
+      return this.lost(m.detail);
+    }
+    if (FINAL.has(m.code)) return this.fail(err);
+    this.on.error(err);
+  }
+
+  acknowledged(m) {
+    const p = this.pending.get(m.changeId);
+    this.pending.delete(m.changeId);
+    if (m.version > this.confirmed && !this.slots.has(m.version)) {
+      if (m.diff || (p && !p.resent)) {
+        const { label, type, patch } = p?.message ?? {};
+        this.slots.set(m.version, { diff: m.diff ?? patch, own: { changeId: m.changeId, label, type } });
+      } else {
+        // A resend answered with its first version: how it was applied then is in
+        // the log.
+        this.send({ action: "sync", sinceVersion: this.confirmed });
+      }
+    }
     this.advance();
-    // A gap: ask for what is missing.
-    if (this.waiting.size > 0 && !this.waiting.has(this.version + 1)) {
-      this.send({ action: "sync", sinceVersion: this.version });
+    p?.resolve({ version: m.version });
+  }
+
+  fill(entry) {
+    if (entry.version <= this.confirmed || this.slots.has(entry.version)) return;
+    const p = this.pending.get(entry.changeId);
+    const own = p ? { changeId: entry.changeId, label: entry.label, type: entry.type } : null;
+    this.slots.set(entry.version, { diff: entry.diff, entry, own });
+    this.advance();
+    if (this.slots.size > 0 && !this.slots.has(this.confirmed + 1)) {
+      this.send({ action: "sync", sinceVersion: this.confirmed });
     }
   }
 
   advance() {
-    while (this.waiting.has(this.version + 1)) {
-      const next = this.waiting.get(this.version + 1);
-      this.waiting.delete(this.version + 1);
-      this.version += 1;
-      if (next !== "own") this.on.change(next);
+    while (this.slots.has(this.confirmed + 1)) {
+      const slot = this.slots.get(this.confirmed + 1);
+      this.slots.delete(this.confirmed + 1);
+      applyPatch(this.doc, slot.diff);
+      this.confirmed += 1;
+      if (slot.own) {
+        this.on.change(this.doc, { ...slot.own, patches: slot.diff }, this.confirmed);
+      } else {
+        this.on.remoteChange(slot.entry, this.doc, this.confirmed);
+      }
+    }
+  }
+
+  async reload() {
+    try {
+      await this.load();
+      this.on.resync(this.doc, this.confirmed);
+    } catch (err) {
+      if (err?.code) this.fail(err);
     }
   }
 }
