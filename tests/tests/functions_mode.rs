@@ -75,8 +75,19 @@ async fn the_real_binaries_serve_the_websocket_api() {
 
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
     let log = std::fs::File::create(format!("{root}/target/functions-mode-watch.log")).unwrap();
+    // Without the variables `cargo test` sets for this test (CARGO_MANIFEST_DIR,
+    // CARGO_PKG_NAME, ...): build scripts such as ring's rerun when those differ,
+    // and the watcher's `cargo run` would rebuild what scripts/test prebuilt, as
+    // it never does from a developer's shell.
+    let mut watch = Command::new("cargo");
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy().into_owned();
+        if (name.starts_with("CARGO_") && name != "CARGO_HOME") || name == "OUT_DIR" {
+            watch.env_remove(name);
+        }
+    }
     let _watch = Watch(
-        Command::new("cargo")
+        watch
             .args(["lambda", "watch", "--invoke-port", &invoke_port.to_string()])
             .current_dir(root)
             .env("AWS_REGION", "us-east-1")
