@@ -7,25 +7,19 @@
 use std::time::Duration;
 
 use crate::app::App;
+use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::events::{
     EventDetail, EventKind, HostEvent, KeptTemplate, MAX_INLINE_TEMPLATE, final_template_path,
 };
-use crate::session::{Ended, NewSession, SessionId, SessionMembers, User};
+use crate::session::{Ended, NewSession, Session, SessionId, SessionMembers, User, Version};
 
 /// The least time between two `coedit.session.updated` events of one session.
 pub const UPDATE_INTERVAL: Duration = Duration::from_secs(60);
 
 pub async fn session_started(app: &App, new: &NewSession) {
     let s = &new.session;
-    let detail = EventDetail::new(
-        &s.tenant,
-        &s.id,
-        s.template_key.as_ref(),
-        new.first_entry.version,
-        app.now(),
-        0,
-    );
+    let detail = about(s, new.first_entry.version, app.now(), 0);
     publish_best_effort(app, HostEvent::new(EventKind::SessionStarted, detail)).await;
 }
 
@@ -41,14 +35,7 @@ pub async fn user_came_or_went(app: &App, kind: EventKind, members: &SessionMemb
             s.snapshot_version
         }
     };
-    let mut detail = EventDetail::new(
-        &s.tenant,
-        &s.id,
-        s.template_key.as_ref(),
-        version,
-        now,
-        members.present(now).count(),
-    );
+    let mut detail = about(s, version, now, members.present(now).count());
     detail.user = Some(user.clone());
     publish_best_effort(app, HostEvent::new(kind, detail)).await;
 }
@@ -70,14 +57,7 @@ pub async fn report_progress(app: &App, members: &SessionMembers) -> Result<bool
     if version <= known {
         return Ok(false);
     }
-    let detail = EventDetail::new(
-        &s.tenant,
-        &s.id,
-        s.template_key.as_ref(),
-        version,
-        now,
-        members.present(now).count(),
-    );
+    let detail = about(s, version, now, members.present(now).count());
     app.events
         .publish(&HostEvent::new(EventKind::SessionUpdated, detail))
         .await?;
@@ -99,7 +79,7 @@ pub async fn end_session(app: &App, id: &SessionId) -> Result<bool> {
     }
     let s = &last.session;
     let (version, template) = last.current()?;
-    let detail = EventDetail::new(&s.tenant, &s.id, s.template_key.as_ref(), version, now, 0);
+    let detail = about(s, version, now, 0);
     let (detail, kept_until) = if template.len() <= MAX_INLINE_TEMPLATE {
         (detail.with_template(&template)?, now)
     } else {
@@ -126,6 +106,18 @@ pub async fn end_session(app: &App, id: &SessionId) -> Result<bool> {
     app.store.mark_ended(s, ended).await?;
     tracing::info!(session = %id, %version, kept = kept_until > now, "session ended; host told");
     Ok(true)
+}
+
+/// What every event says of `session`.
+fn about(session: &Session, version: Version, now: Timestamp, users: usize) -> EventDetail {
+    EventDetail::new(
+        &session.tenant,
+        &session.id,
+        session.template_key.as_ref(),
+        version,
+        now,
+        users,
+    )
 }
 
 async fn publish_best_effort(app: &App, event: HostEvent) {
