@@ -34,6 +34,7 @@ impl EventBridgeEvents {
             .map_err(|_| Error::unexpected("configuration: AWS_REGION is not set"))?;
         let mut config = base_config()
             .region(aws_sdk_eventbridge::config::Region::new(region))
+            .timeout_config(crate::store::dynamo::aws_call_timeouts())
             .credentials_provider(
                 aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
             );

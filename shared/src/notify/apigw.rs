@@ -42,6 +42,7 @@ impl ApiGatewayNotifier {
             .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
             .http_client(crate::store::dynamo::http_client())
             .region(aws_sdk_apigatewaymanagement::config::Region::new(region))
+            .timeout_config(crate::store::dynamo::aws_call_timeouts())
             .credentials_provider(
                 aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
             )

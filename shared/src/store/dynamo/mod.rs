@@ -55,6 +55,7 @@ impl DynamoStore {
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
             .http_client(http_client())
             .region(aws_sdk_dynamodb::config::Region::new(region))
+            .timeout_config(aws_call_timeouts())
             .credentials_provider(
                 aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
             );
@@ -107,6 +108,18 @@ impl DynamoStore {
     pub fn meter(&self) -> &Arc<CapacityMeter> {
         &self.meter
     }
+}
+
+/// Bounds on every AWS call a function makes (DynamoDB, the management API,
+/// EventBridge), well inside the functions' 10 s: a connection in 1 s, an attempt
+/// in 2 s, a call with its retries in 5 s. A call past them fails (5600) instead
+/// of holding the function until Lambda kills it.
+pub fn aws_call_timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
+    aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .operation_attempt_timeout(std::time::Duration::from_secs(2))
+        .operation_timeout(std::time::Duration::from_secs(5))
+        .build()
 }
 
 /// HTTPS for the SDK: rustls on ring. The SDK's default uses aws-lc-rs, which
