@@ -225,7 +225,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Nothing is served until every function answers: a first connection must
         // not wait minutes for a build (or find its session expired meanwhile).
         println!(
-            "  waiting      for {} to answer (cargo lambda builds each binary on first use:              minutes on a cold machine)...",
+            "  waiting      for {} to answer (cargo lambda builds each binary on first use: minutes on a cold machine)...",
             coedit_local::functions::WEBSOCKET_FUNCTIONS.join(", ")
         );
         let waited = remote
