@@ -65,7 +65,7 @@ impl LocalEvents {
             "detail-type": detail_type,
             "source": source,
             "account": "000000000000",
-            "time": chrono_like_now(),
+            "time": eventbridge_time(),
             "region": "local",
             "resources": [],
             "detail": detail,
@@ -136,7 +136,7 @@ impl HostEvents for LocalEvents {
 }
 
 /// EventBridge's `time`: UTC, whole seconds.
-fn chrono_like_now() -> String {
+fn eventbridge_time() -> String {
     use coedit::clock::Clock;
     let text = coedit::clock::SystemClock.now().to_rfc3339();
     // `2026-12-02T10:00:00.123Z` -> `2026-12-02T10:00:00Z`

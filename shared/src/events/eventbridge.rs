@@ -54,13 +54,7 @@ impl EventBridgeEvents {
     pub fn local(endpoint: &str, bus: &str) -> Self {
         let config = base_config()
             .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_eventbridge::config::Credentials::new(
-                "local",
-                "local",
-                None,
-                None,
-                "coedit-local",
-            ))
+            .credentials_provider(crate::store::dynamo::local_credentials())
             .endpoint_url(endpoint)
             .build();
         EventBridgeEvents::new(Client::from_conf(config), bus)

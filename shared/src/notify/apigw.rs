@@ -60,13 +60,7 @@ impl ApiGatewayNotifier {
             .region(aws_sdk_apigatewaymanagement::config::Region::new(
                 "us-east-1",
             ))
-            .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
-                "local",
-                "local",
-                None,
-                None,
-                "coedit-local",
-            ))
+            .credentials_provider(crate::store::dynamo::local_credentials())
             .endpoint_url(endpoint)
             .retry_config(retry_config())
             .build();

@@ -85,13 +85,7 @@ impl DynamoStore {
             .http_client(http_client())
             .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
             .endpoint_url(endpoint)
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "local",
-                "local",
-                None,
-                None,
-                "coedit-local",
-            ))
+            .credentials_provider(local_credentials())
             .build();
         Client::from_conf(config)
     }
@@ -108,6 +102,12 @@ impl DynamoStore {
     pub fn meter(&self) -> &Arc<CapacityMeter> {
         &self.meter
     }
+}
+
+/// Fixed dummy credentials for local endpoints (DynamoDB Local, the local stack's
+/// `@connections` and EventBridge emulation), whatever the environment holds.
+pub fn local_credentials() -> aws_sdk_dynamodb::config::Credentials {
+    aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "coedit-local")
 }
 
 /// Bounds on every AWS call a function makes (DynamoDB, the management API,
