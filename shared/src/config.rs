@@ -62,6 +62,9 @@ pub struct Config {
     /// How long a final template too large for its `coedit.session.ended` event
     /// stays readable by the host (`COEDIT_FINAL_TEMPLATE_HOURS`).
     pub final_template_retention: Duration,
+    /// The largest template, as compact JSON, a session holds
+    /// (`COEDIT_MAX_TEMPLATE_BYTES`); changes are checked against it op by op.
+    pub max_template_bytes: usize,
 }
 
 /// Lambda's synchronous payload limit is 6 MB; stay under it with the event envelope.
@@ -81,6 +84,7 @@ impl Default for Config {
             connections_endpoint: None,
             event_bus_name: None,
             final_template_retention: Duration::from_secs(24 * 3600),
+            max_template_bytes: crate::patch::DEFAULT_MAX_TEMPLATE_BYTES,
         }
     }
 }
@@ -133,7 +137,16 @@ impl Config {
                     defaults.final_template_retention.as_secs() / 3600,
                 )? * 3600,
             ),
+            max_template_bytes: number(
+                "COEDIT_MAX_TEMPLATE_BYTES",
+                defaults.max_template_bytes as u64,
+            )? as usize,
         })
+    }
+
+    /// What a template and a change to it may be (size, depth, work).
+    pub fn template_limits(&self) -> crate::patch::Limits {
+        crate::patch::Limits::for_template_bytes(self.max_template_bytes)
     }
 
     /// The join token secret, or the error a misconfigured deployment answers with.

@@ -88,7 +88,8 @@ async fn an_ack_says_how_a_change_was_applied(store: TestStore) {
         ack["diff"].clone(),
     ] {
         let ops = coedit::patch::parse(&ops).unwrap();
-        coedit::patch::apply(&mut mine, &ops).unwrap();
+        let size = coedit::patch::json_bytes(&mine);
+        coedit::patch::apply(&mut mine, size, &ops).unwrap();
     }
     let got = t.get(&t.api_key, &id).await.json();
     assert_eq!(got["template"], mine);

@@ -102,6 +102,36 @@ async fn dump(store: &TestStore) -> Vec<String> {
     }
 }
 
+/// A value nesting `n` arrays; at `/page/<key>` it nests the template n + 2 deep.
+fn nested(n: usize) -> Value {
+    serde_json::from_str(&format!("{}1{}", "[".repeat(n), "]".repeat(n))).unwrap()
+}
+
+/// Each op copies the page into itself, doubling the template: 160 KB passes 5 MB
+/// at the 6th.
+fn copy_doubling() -> Value {
+    (1..=30)
+        .map(|i| json!({"op": "copy", "from": "/page", "path": format!("/page/a{i}")}))
+        .collect()
+}
+
+/// Adds 60 KB, doubles it 4 times (to about 1 MB), then copies it and removes the
+/// copy over and over: the template stays under its limit, but a change may handle
+/// only twice that. (No rows in what is copied: a copy of a locked module is
+/// locked too.)
+fn copy_and_remove() -> Value {
+    let blob = json!({"op": "add", "path": "/page/blob", "value": {"t": "x".repeat(60_000)}});
+    let doubling =
+        (1..=4).map(|i| json!({"op": "copy", "from": "/page/blob", "path": format!("/page/blob/a{i}")}));
+    let churn = (0..50).flat_map(|_| {
+        [
+            json!({"op": "copy", "from": "/page/blob", "path": "/page/again"}),
+            json!({"op": "remove", "path": "/page/again"}),
+        ]
+    });
+    std::iter::once(blob).chain(doubling).chain(churn).collect()
+}
+
 fn token(secret: &SigningSecret, grant: &JoinGrant, now: coedit::clock::Timestamp) -> String {
     join_token::issue(secret, grant, now).unwrap()
 }
@@ -398,6 +428,11 @@ async fn every_hostile_input_gets_its_code_and_changes_nothing(store: TestStore)
             json!({"template": {"page": {"rows": [{"uuid": 5}]}}, "userid": "u"}),
             4000,
         ),
+        (
+            "template nested 70 deep (parses, past the limit of 64)",
+            json!({"template": {"page": {"a": nested(68)}}, "userid": "u"}),
+            4000,
+        ),
     ] {
         cases.push(case(
             format!("create: {name}"),
@@ -455,6 +490,28 @@ async fn every_hostile_input_gets_its_code_and_changes_nothing(store: TestStore)
             Input::Rest(Route::Get, Event::version(key, &id, n)),
             Some(400),
             4000,
+        ));
+    }
+
+    // Changes that would make the template too large or too deep, over REST.
+    for (name, patch, status, code) in [
+        ("30 copies of the page into itself", copy_doubling(), 413, 4013),
+        (
+            "a value nested 70 deep",
+            json!([{"op": "add", "path": "/page/deep", "value": nested(68)}]),
+            400,
+            4001,
+        ),
+    ] {
+        let body = json!({"changeId": "c", "baseVersion": 1, "patch": patch});
+        cases.push(case(
+            format!("changes: {name}"),
+            Input::Rest(
+                Route::Changes,
+                Event::post_change(Some(&valid), &id, create_body(body)),
+            ),
+            Some(status),
+            code,
         ));
     }
 
@@ -521,6 +578,9 @@ async fn every_hostile_input_gets_its_code_and_changes_nothing(store: TestStore)
         ("edit: row of a locked module", edit(json!([{"op": "remove", "path": "/page/rows/0"}])), 4023),
         ("edit: all rows, one locked", edit(json!([{"op": "replace", "path": "/page/rows", "value": []}])), 4023),
         ("edit: deep value", edit(json!([{"op": "add", "path": "/page/a", "value": serde_json::from_str::<Value>(&format!("{}1{}", "[".repeat(100), "]".repeat(100))).unwrap()}])).replace("[1]", &format!("{}1{}", "[".repeat(200), "]".repeat(200))), 4000),
+        ("edit: value nested 70 deep", edit(json!([{"op": "add", "path": "/page/deep", "value": nested(68)}])), 4001),
+        ("edit: 30 copies of the page into itself", edit(copy_doubling()), 4013),
+        ("edit: copies and removals past what a change may handle", edit(copy_and_remove()), 4013),
         ("lock: target missing", r#"{"action":"lock"}"#.into(), 4000),
         ("lock: target empty", r#"{"action":"lock","target":""}"#.into(), 4000),
         ("lock: target 1 KB", format!(r#"{{"action":"lock","target":"{}"}}"#, "t".repeat(1024)), 4000),

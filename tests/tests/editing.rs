@@ -74,7 +74,7 @@ fn replay(mut doc: Value, entries: &[&HistoryEntry]) -> Value {
             continue;
         }
         let ops = patch::parse(&Value::Array(e.diff.clone())).unwrap();
-        patch::apply(&mut doc, &ops)
+        patch::apply(&mut doc, 0, &ops)
             .unwrap_or_else(|f| panic!("entry {} does not apply: {f:?}", e.version));
     }
     doc
@@ -159,7 +159,7 @@ async fn twenty_writers_on_disjoint_modules_get_contiguous_versions_and_converge
     }
     let mut expected = initial.clone();
     for p in by_version.values() {
-        patch::apply(&mut expected, &patch::parse(p).unwrap()).unwrap();
+        patch::apply(&mut expected, 0, &patch::parse(p).unwrap()).unwrap();
     }
     assert_eq!(server, expected);
     for (n, (path, _)) in modules.iter().take(20).enumerate() {
@@ -185,7 +185,7 @@ async fn twenty_writers_on_disjoint_modules_get_contiguous_versions_and_converge
         }
         let mut copy = initial.clone();
         for p in mine.values() {
-            patch::apply(&mut copy, &patch::parse(p).unwrap()).unwrap();
+            patch::apply(&mut copy, 0, &patch::parse(p).unwrap()).unwrap();
         }
         assert_eq!(copy, server, "client {n}");
     }

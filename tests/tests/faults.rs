@@ -177,7 +177,7 @@ async fn no_change_is_lost_or_doubled_under_faults(dynamodb: Option<&str>) {
     let mut replayed = initial.clone();
     for e in &log[1..] {
         let ops = coedit::patch::parse(&Value::Array(e.diff.clone())).unwrap();
-        coedit::patch::apply(&mut replayed, &ops).unwrap();
+        coedit::patch::apply(&mut replayed, 0, &ops).unwrap();
     }
     assert_eq!(got["template"], replayed);
     for n in 0..CLIENTS {

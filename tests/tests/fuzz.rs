@@ -27,6 +27,7 @@ fn template() -> &'static Template {
         Template::prepare(
             coedit_tests::fixture("black-friday-watch-sale.json"),
             "/template",
+            coedit::patch::Limits::default(),
         )
         .unwrap()
     })

@@ -67,7 +67,7 @@ fn opening(value: Value) -> Opening {
     Opening {
         tenant: tenant(),
         user_id: "u1".into(),
-        template: Template::prepare(value, "/template").unwrap(),
+        template: Template::prepare(value, "/template", coedit::patch::Limits::default()).unwrap(),
         version: Version::FIRST,
         template_key: None,
     }

@@ -71,7 +71,7 @@ async fn opening(app: &App, req: &Request) -> Result<(Caller, Opening)> {
     let body: OpenRequest = parse_json_object(body_bytes(req, app.config.max_body_bytes)?)?;
     session::check_user_id("userid", &body.userid)?;
     let version = Version::parse_start(body.version.as_ref())?;
-    let template = Template::prepare(body.template, "/template")?;
+    let template = Template::prepare(body.template, "/template", app.config.template_limits())?;
     let opening = Opening {
         tenant: caller.tenant.clone(),
         user_id: body.userid,

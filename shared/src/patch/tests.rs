@@ -21,8 +21,106 @@ fn doc() -> Value {
     ]}, "comments": {"k1": {"t": 1}, "k2": {"t": 2}}})
 }
 
+fn apply_sized(doc: &mut Value, ops: &[Op]) -> Result<Applied, (usize, Failure)> {
+    let size = json_bytes(doc);
+    apply(doc, size, ops)
+}
+
+/// The copy-doubling attack: each copy of the page into itself doubles the
+/// template. It is refused at the copy that would pass the limit, measured before
+/// anything is copied, and the template is as it was.
+#[test]
+fn copying_the_page_into_itself_stops_at_the_size_limit() {
+    let mut d = json!({"page": {"text": "x".repeat(1000)}, "comments": {}});
+    let base = d.clone();
+    let size = json_bytes(&d);
+    let patch: Vec<Value> = (1..=30)
+        .map(|i| json!({"op": "copy", "from": "/page", "path": format!("/page/a{i}")}))
+        .collect();
+    let mut applied = Applied::new(size, Limits::for_template_bytes(100_000));
+    let mut refused = None;
+    for (i, op) in ops(Value::from(patch)).iter().enumerate() {
+        if let Err(why) = applied.push(&mut d, op) {
+            refused = Some((i, why));
+            break;
+        }
+        assert_eq!(applied.size(), json_bytes(&d));
+    }
+    let (at, why) = refused.expect("the copies must be refused");
+    // 1 KB doubled 6 times is 64 KB; the 7th copy would make 128 KB.
+    assert_eq!(at, 6);
+    assert!(
+        matches!(&why, Failure::TooLarge(m) if m.contains("at most 100000")),
+        "{why:?}"
+    );
+    undo(&mut d, applied);
+    assert_eq!(d, base);
+}
+
+/// Copying and removing in turn keeps the template small but would fill the undo
+/// log: what one change handles is bounded too.
+#[test]
+fn a_change_handles_at_most_twice_the_template_limit() {
+    let mut d = json!({"page": {"text": "x".repeat(10_000)}, "comments": {}});
+    let size = json_bytes(&d);
+    let limits = Limits::for_template_bytes(50_000);
+    let mut patch = Vec::new();
+    for _ in 0..20 {
+        patch.push(json!({"op": "copy", "from": "/page/text", "path": "/page/b"}));
+        patch.push(json!({"op": "remove", "path": "/page/b"}));
+    }
+    let mut applied = Applied::new(size, limits);
+    let mut refused = None;
+    for (i, op) in ops(Value::from(patch)).iter().enumerate() {
+        if let Err(why) = applied.push(&mut d, op) {
+            refused = Some((i, why));
+            break;
+        }
+    }
+    let (at, why) = refused.expect("refused");
+    // Each copy and each remove handles the 10,002-byte string: the 10th op
+    // passes 100,000.
+    assert_eq!(at, 9);
+    assert!(matches!(&why, Failure::TooLarge(m) if m.contains("handles more than 100000")), "{why:?}");
+}
+
+#[test]
+fn values_nested_past_the_depth_limit_are_refused() {
+    let deep = |n: usize| -> Value {
+        serde_json::from_str(&format!("{}1{}", "[".repeat(n), "]".repeat(n))).unwrap()
+    };
+    let mut d = json!({"page": {"a": {}}, "comments": {}});
+    let limits = Limits::default();
+    // /page/a/x is 3 containers deep (the root, page, a): room for 61 more.
+    for (op, ok) in [
+        (json!({"op": "add", "path": "/page/a/x", "value": deep(61)}), true),
+        (json!({"op": "add", "path": "/page/a/y", "value": deep(62)}), false),
+        (json!({"op": "replace", "path": "/page/a/x", "value": deep(62)}), false),
+        (json!({"op": "copy", "from": "/page/a", "path": "/page/a/x/0/z"}), false),
+        (json!({"op": "move", "from": "/page/a/x", "path": "/page/b"}), true),
+        (json!({"op": "move", "from": "/page/b", "path": "/page/a/c"}), true),
+        (json!({"op": "move", "from": "/page/a/c", "path": "/page/a/d/e"}), false),
+    ] {
+        let size = json_bytes(&d);
+        let before = d.clone();
+        let result = Applied::new(size, limits).push(&mut d, &op_of(&op));
+        match ok {
+            true => assert!(result.is_ok(), "{op}: {result:?}"),
+            false => {
+                assert!(matches!(result, Err(Failure::TooDeep(_)) | Err(Failure::Invalid(_))), "{op}: {result:?}");
+                assert_eq!(d, before);
+            }
+        }
+    }
+    assert!(depth(&d, 100) <= MAX_DEPTH);
+}
+
+fn op_of(v: &Value) -> Op {
+    op(v.clone())
+}
+
 fn apply_all(doc: &mut Value, ops: &[Op]) -> Result<Vec<Op>, (usize, Failure)> {
-    apply(doc, ops).map(|a| a.ops)
+    apply_sized(doc, ops).map(|a| a.ops)
 }
 
 #[test]
@@ -101,7 +199,7 @@ fn a_failing_op_leaves_the_template_as_it_was_byte_for_byte() {
         {"op": "add", "path": "/page/rows/1/columns/0/modules/0/text", "value": "z"},
         {"op": "replace", "path": "/page/nothing/here", "value": 1}
     ]));
-    let (at, why) = apply(&mut d, &patch).unwrap_err();
+    let (at, why) = apply_sized(&mut d, &patch).unwrap_err();
     assert_eq!(at, 3);
     assert!(
         matches!(why, Failure::Invalid(ref m) if m.contains("does not exist")),
@@ -113,8 +211,10 @@ fn a_failing_op_leaves_the_template_as_it_was_byte_for_byte() {
 #[test]
 fn test_ops_and_bad_indices_fail() {
     let mut d = doc();
+    let size = json_bytes(&d);
     let (_, why) = apply(
         &mut d,
+        size,
         &ops(json!([{"op": "test", "path": "/page/rows/0/uuid", "value": "rX"}])),
     )
     .unwrap_err();
@@ -141,7 +241,7 @@ fn test_ops_and_bad_indices_fail() {
             "from /page/none",
         ),
     ] {
-        let (_, why) = apply(&mut d, &ops(patch.clone())).unwrap_err();
+        let (_, why) = apply_sized(&mut d, &ops(patch.clone())).unwrap_err();
         assert!(
             matches!(why, Failure::Invalid(ref m) if m.contains(says)),
             "{patch}: {why:?}"
@@ -382,6 +482,37 @@ proptest! {
         prop_assert_eq!(&d["page"]["rows"][r2]["columns"][0]["modules"][m % rows[r2]]["text"], "two");
     }
 
+    /// Under any limits, every op either fits them (and the size kept is exact) or
+    /// is refused with the template as it was before it; undoing the ops that fit
+    /// gives back the template byte for byte.
+    #[test]
+    fn limits_hold_op_by_op(rows in arb_rows(), room in 0usize..400, max_depth in 2usize..8, max_handled in 0usize..600,
+                            raw in prop::collection::vec((0u8..5, 0u8..4, 0u8..4, 0u8..3), 1..12)) {
+        let base = small_doc(&rows);
+        let size = json_bytes(&base);
+        let limits = Limits { max_bytes: size + room, max_depth: max_depth.max(depth(&base, 64)), max_handled };
+        let places = ["/page/rows/0", "/page/rows", "/page/a", "/page/a/b"];
+        let values = [json!(1), json!({"x": [[2]]}), json!("0123456789".repeat(5)), json!([[[[[[]]]]]])];
+        let kinds = ["add", "copy", "move", "replace", "remove"];
+        let mut d = base.clone();
+        let mut applied = Applied::new(size, limits);
+        for (k, to, from, v) in raw {
+            let Ok(patch) = parse(&json!([{"op": kinds[k as usize], "path": places[to as usize],
+                "from": places[from as usize], "value": values[v as usize]}])) else { continue };
+            let before = d.clone();
+            match applied.push(&mut d, &patch[0]) {
+                Ok(()) => {
+                    prop_assert_eq!(applied.size(), json_bytes(&d));
+                    prop_assert!(applied.size() <= limits.max_bytes);
+                    prop_assert!(depth(&d, 64) <= limits.max_depth);
+                }
+                Err(_) => prop_assert_eq!(&d, &before),
+            }
+        }
+        undo(&mut d, applied);
+        prop_assert_eq!(serde_json::to_string(&d).unwrap(), serde_json::to_string(&base).unwrap());
+    }
+
     /// Random op sequences never panic, and a failed patch changes nothing.
     #[test]
     fn random_ops_never_panic(rows in arb_rows(), raw in prop::collection::vec((0u8..6, prop::collection::vec("[a-z0-9~/-]{0,4}", 0..6), 0u8..4), 1..8)) {
@@ -394,8 +525,9 @@ proptest! {
         }).collect();
         let Ok(patch) = parse(&Value::from(patch)) else { return Ok(()); };
         let mut d = base.clone();
-        match apply(&mut d, &patch) {
+        match apply_sized(&mut d, &patch) {
             Ok(applied) => {
+                prop_assert_eq!(applied.size(), json_bytes(&d), "the size kept op by op is exact");
                 for (i, op) in patch.iter().enumerate() {
                     let _ = rebase(op, &applied.ops[..i.min(applied.ops.len())], &d);
                     let _ = touched_elements(&d, op);

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::{HistoryEntry, Template, User, Version};
 use crate::clock::Timestamp;
 use crate::error::{Code, Error, Result};
-use crate::patch::{self, Applied, Op};
+use crate::patch::{self, Applied, Limits, Op};
 
 /// How many recent changes a warm template keeps for rebasing and for recognising
 /// a resent change whatever its base; older ones are read from the store when
@@ -107,6 +107,10 @@ struct Recent {
 pub struct Head {
     pub version: Version,
     pub doc: Value,
+    /// The template's size as compact JSON, kept op by op.
+    size: usize,
+    /// What a change may do to the template (the deployment's limits).
+    pub limits: Limits,
     recent: VecDeque<Recent>,
 }
 
@@ -133,6 +137,8 @@ impl Head {
         Ok(Head {
             version,
             doc: template.to_value()?,
+            size: template.len(),
+            limits: Limits::default(),
             recent: VecDeque::new(),
         })
     }
@@ -154,12 +160,13 @@ impl Head {
                 )));
             }
             let ops = stored_ops(entry)?;
-            patch::apply(&mut self.doc, &ops).map_err(|(i, why)| {
+            let applied = patch::apply(&mut self.doc, self.size, &ops).map_err(|(i, why)| {
                 Error::unexpected(format!(
                     "stored change {} does not apply at op {i}: {why:?}",
                     entry.version
                 ))
             })?;
+            self.size = applied.size();
             self.remember(entry, ops);
         }
         Ok(())
@@ -167,6 +174,11 @@ impl Head {
 
     pub fn template(&self) -> Result<Template> {
         Template::from_value(&self.doc)
+    }
+
+    /// The template's size as compact JSON.
+    pub fn size(&self) -> usize {
+        self.size
     }
 
     fn remember(&mut self, entry: &HistoryEntry, ops: Vec<Op>) {
@@ -266,7 +278,7 @@ impl Head {
         }
         let rebased = !missed.is_empty();
 
-        let mut applied = Applied::new();
+        let mut applied = Applied::new(self.size, self.limits);
         let result = self.apply_rebased(edit, &mut missed, rebased, &mut applied, &locked_by);
         if let Err(e) = result {
             patch::undo(&mut self.doc, applied);
@@ -333,6 +345,10 @@ impl Head {
                     patch::Failure::Invalid(m) => {
                         Error::new(Code::InvalidPatch, format!("{at}: {m}"))
                     }
+                    patch::Failure::TooLarge(m) => Error::too_large(format!("{at}: {m}")),
+                    patch::Failure::TooDeep(m) => {
+                        Error::new(Code::InvalidPatch, format!("{at}: {m}"))
+                    }
                 });
             }
             if !self.doc.get("page").is_some_and(Value::is_object) {
@@ -371,6 +387,7 @@ impl Head {
     /// The accepted change was stored: it is now the head's newest version.
     pub fn commit(&mut self, accepted: Accepted) {
         let Accepted { entry, applied } = accepted;
+        self.size = applied.size();
         self.remember(&entry, applied.ops);
     }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::patch::{Limits, depth};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
@@ -18,8 +19,16 @@ pub struct Template {
 impl Template {
     /// Validates a template a host sent and gives every row and module without a
     /// `uuid` a new one, since locks name elements by uuid. `at` is where the
-    /// template sits in the request, for error details (e.g. `/template`).
-    pub fn prepare(mut value: Value, at: &str) -> Result<Template> {
+    /// template sits in the request, for error details (e.g. `/template`). A
+    /// template past the size or depth of `limits` is refused, as a change that
+    /// made it would be.
+    pub fn prepare(mut value: Value, at: &str, limits: Limits) -> Result<Template> {
+        if depth(&value, limits.max_depth) > limits.max_depth {
+            return Err(Error::malformed(format!(
+                "{at}: nests more than {} levels deep",
+                limits.max_depth
+            )));
+        }
         let root = value
             .as_object_mut()
             .ok_or_else(|| Error::malformed(format!("{at}: must be an object")))?;
@@ -64,6 +73,13 @@ impl Template {
         }
         let json = serde_json::to_string(&value)
             .map_err(|e| Error::unexpected(format!("serializing the template: {e}")))?;
+        if json.len() > limits.max_bytes {
+            return Err(Error::too_large(format!(
+                "{at}: is {} bytes as compact JSON; at most {} are accepted",
+                json.len(),
+                limits.max_bytes
+            )));
+        }
         Ok(Template { json: json.into() })
     }
 
@@ -138,13 +154,13 @@ mod tests {
     use serde_json::json;
 
     fn prepared(v: Value) -> Value {
-        serde_json::from_str(Template::prepare(v, "/template").unwrap().as_str()).unwrap()
+        serde_json::from_str(Template::prepare(v, "/template", Limits::default()).unwrap().as_str()).unwrap()
     }
 
     #[test]
     fn keeps_existing_uuids_and_key_order() {
         let input = r#"{"page":{"rows":[{"uuid":"r1","columns":[{"modules":[{"type":"x","uuid":"m1"}]}]}],"body":{}},"comments":{}}"#;
-        let t = Template::prepare(serde_json::from_str(input).unwrap(), "/template").unwrap();
+        let t = Template::prepare(serde_json::from_str(input).unwrap(), "/template", Limits::default()).unwrap();
         assert_eq!(t.as_str(), input);
     }
 
@@ -200,7 +216,7 @@ mod tests {
             ),
         ];
         for (input, detail) in cases {
-            let err = Template::prepare(input, "/template").unwrap_err();
+            let err = Template::prepare(input, "/template", Limits::default()).unwrap_err();
             assert_eq!(err.code, Code::Malformed);
             assert_eq!(err.detail, detail);
         }

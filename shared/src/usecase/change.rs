@@ -195,6 +195,7 @@ async fn load_head(app: &App, id: &SessionId, now: Timestamp) -> Result<Head> {
         .await?
         .ok_or_else(Error::session_not_found)?;
     let mut head = Head::new(&state.snapshot, state.session.snapshot_version)?;
+    head.limits = app.config.template_limits();
     head.catch_up(&state.tail)?;
     Ok(head)
 }
