@@ -42,7 +42,8 @@ fn edit(c: &mut Criterion) {
     ];
     let mut group = c.benchmark_group("edit");
     for (name, template) in templates {
-        let template = Template::prepare(template, "/template", coedit::patch::Limits::default()).unwrap();
+        let template =
+            Template::prepare(template, "/template", coedit::patch::Limits::default()).unwrap();
         let mut head = Head::new(&template, Version(1)).unwrap();
         let doc = head.doc.clone();
         let module = first_module(&doc);

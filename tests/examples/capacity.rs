@@ -153,7 +153,12 @@ async fn rest() {
     );
     println!("|---|---:|---:|---:|---|---|");
     for (name, template) in templates {
-        let prepared = Template::prepare(template.clone(), "/template", coedit::patch::Limits::default()).unwrap();
+        let prepared = Template::prepare(
+            template.clone(),
+            "/template",
+            coedit::patch::Limits::default(),
+        )
+        .unwrap();
         let snapshot = Snapshot::encode(&prepared).unwrap();
         let body = serde_json::to_vec(&json!({"template": template, "userid": "u"})).unwrap();
 

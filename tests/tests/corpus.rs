@@ -121,8 +121,8 @@ fn copy_doubling() -> Value {
 /// locked too.)
 fn copy_and_remove() -> Value {
     let blob = json!({"op": "add", "path": "/page/blob", "value": {"t": "x".repeat(60_000)}});
-    let doubling =
-        (1..=4).map(|i| json!({"op": "copy", "from": "/page/blob", "path": format!("/page/blob/a{i}")}));
+    let doubling = (1..=4)
+        .map(|i| json!({"op": "copy", "from": "/page/blob", "path": format!("/page/blob/a{i}")}));
     let churn = (0..50).flat_map(|_| {
         [
             json!({"op": "copy", "from": "/page/blob", "path": "/page/again"}),
@@ -495,7 +495,12 @@ async fn every_hostile_input_gets_its_code_and_changes_nothing(store: TestStore)
 
     // Changes that would make the template too large or too deep, over REST.
     for (name, patch, status, code) in [
-        ("30 copies of the page into itself", copy_doubling(), 413, 4013),
+        (
+            "30 copies of the page into itself",
+            copy_doubling(),
+            413,
+            4013,
+        ),
         (
             "a value nested 70 deep",
             json!([{"op": "add", "path": "/page/deep", "value": nested(68)}]),

@@ -130,7 +130,12 @@ async fn the_real_binaries_serve_the_websocket_api() {
     let opening = coedit::session::Opening {
         tenant: coedit::session::TenantId::parse("dev").unwrap(),
         user_id: "host".into(),
-        template: coedit::session::Template::prepare(template, "/template", coedit::patch::Limits::default()).unwrap(),
+        template: coedit::session::Template::prepare(
+            template,
+            "/template",
+            coedit::patch::Limits::default(),
+        )
+        .unwrap(),
         version: coedit::session::Version::FIRST,
         template_key: None,
     };

@@ -61,6 +61,8 @@ pub struct Applied {
     limits: Limits,
     /// The template's size as compact JSON after the ops applied.
     size: usize,
+    /// Bytes of values copied so far (`Limits::max_copied`).
+    copied: usize,
     /// Bytes of values handled so far (`Limits::max_handled`).
     handled: usize,
 }
@@ -73,6 +75,7 @@ impl Applied {
             steps: Vec::new(),
             limits,
             size,
+            copied: 0,
             handled: 0,
         }
     }
@@ -85,7 +88,7 @@ impl Applied {
     /// Applies one op to `doc`. On failure `doc` is as it was before this op (the
     /// ops applied before it stay; `undo` takes them back).
     pub fn push(&mut self, doc: &mut Value, op: &Op) -> Result<(), Failure> {
-        let mark = (self.steps.len(), self.size, self.handled);
+        let mark = (self.steps.len(), self.size, self.copied, self.handled);
         match self.apply_one(doc, op) {
             Ok(applied) => {
                 self.ops.push(applied);
@@ -95,7 +98,7 @@ impl Applied {
                 for step in self.steps.drain(mark.0..).rev() {
                     replay(doc, step);
                 }
-                (self.size, self.handled) = (mark.1, mark.2);
+                (self.size, self.copied, self.handled) = (mark.1, mark.2, mark.3);
                 Err(e)
             }
         }
@@ -183,6 +186,13 @@ impl Applied {
                     .ok_or_else(|| Failure::Invalid(format!("from {from} does not exist")))?;
                 // Measured before it is copied: a copy past a limit is never made.
                 let bytes = self.handle(json_bytes(source))?;
+                self.copied = self.copied.saturating_add(bytes);
+                if self.copied > self.limits.max_copied {
+                    return Err(Failure::TooLarge(format!(
+                        "the change copies more than {} bytes",
+                        self.limits.max_copied
+                    )));
+                }
                 let overwritten = get(doc, path.tokens())
                     .filter(|_| !into_array(doc, path))
                     .map_or(0, json_bytes);
@@ -351,10 +361,14 @@ fn add(
             Some(existing) => {
                 let old = std::mem::replace(existing, value);
                 let shrink = json_bytes(&old);
-                Ok((path.clone(), Some(old), Delta {
-                    grow: bytes,
-                    shrink,
-                }))
+                Ok((
+                    path.clone(),
+                    Some(old),
+                    Delta {
+                        grow: bytes,
+                        shrink,
+                    },
+                ))
             }
             None => {
                 let grow = key_bytes(&last) + 1 + bytes + comma(m.len());

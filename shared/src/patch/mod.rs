@@ -6,8 +6,8 @@
 //! an append landed at, an inverse for every step, and key order kept on removal.
 
 mod apply;
-mod limits;
 mod elements;
+mod limits;
 mod rebase;
 
 use std::fmt;
@@ -19,8 +19,8 @@ use serde_json::Value;
 use crate::error::{Code, Error, Result};
 
 pub use apply::{Applied, Failure, apply, undo};
-pub use limits::{DEFAULT_MAX_TEMPLATE_BYTES, Limits, MAX_DEPTH, depth, json_bytes};
 pub use elements::{Lockable, find_lockable, touched_elements};
+pub use limits::{DEFAULT_MAX_TEMPLATE_BYTES, Limits, MAX_DEPTH, depth, json_bytes};
 pub use rebase::{Conflict, rebase, transform_missed};
 
 /// Most ops one change may carry; a real editor sends a handful.

@@ -37,7 +37,11 @@ fn copying_the_page_into_itself_stops_at_the_size_limit() {
     let patch: Vec<Value> = (1..=30)
         .map(|i| json!({"op": "copy", "from": "/page", "path": format!("/page/a{i}")}))
         .collect();
-    let mut applied = Applied::new(size, Limits::for_template_bytes(100_000));
+    let limits = Limits {
+        max_copied: usize::MAX,
+        ..Limits::for_template_bytes(100_000)
+    };
+    let mut applied = Applied::new(size, limits);
     let mut refused = None;
     for (i, op) in ops(Value::from(patch)).iter().enumerate() {
         if let Err(why) = applied.push(&mut d, op) {
@@ -57,13 +61,35 @@ fn copying_the_page_into_itself_stops_at_the_size_limit() {
     assert_eq!(d, base);
 }
 
+/// Duplicating rows is fine, a fifth of the template limit at a time.
+#[test]
+fn a_change_copies_at_most_a_fifth_of_the_template_limit() {
+    let mut d = json!({"page": {"rows": [{"text": "x".repeat(10_000)}]}, "comments": {}});
+    let size = json_bytes(&d);
+    let mut applied = Applied::new(size, Limits::for_template_bytes(200_000));
+    let copy = op(json!({"op": "copy", "from": "/page/rows/0", "path": "/page/rows/-"}));
+    for _ in 0..3 {
+        applied.push(&mut d, &copy).unwrap();
+    }
+    // 4 copies of 10,011 bytes pass 40,000.
+    let why = applied.push(&mut d, &copy).unwrap_err();
+    assert!(
+        matches!(&why, Failure::TooLarge(m) if m.contains("copies more than 40000")),
+        "{why:?}"
+    );
+    assert_eq!(d["page"]["rows"].as_array().unwrap().len(), 4);
+}
+
 /// Copying and removing in turn keeps the template small but would fill the undo
 /// log: what one change handles is bounded too.
 #[test]
 fn a_change_handles_at_most_twice_the_template_limit() {
     let mut d = json!({"page": {"text": "x".repeat(10_000)}, "comments": {}});
     let size = json_bytes(&d);
-    let limits = Limits::for_template_bytes(50_000);
+    let limits = Limits {
+        max_copied: usize::MAX,
+        ..Limits::for_template_bytes(50_000)
+    };
     let mut patch = Vec::new();
     for _ in 0..20 {
         patch.push(json!({"op": "copy", "from": "/page/text", "path": "/page/b"}));
@@ -81,7 +107,10 @@ fn a_change_handles_at_most_twice_the_template_limit() {
     // Each copy and each remove handles the 10,002-byte string: the 10th op
     // passes 100,000.
     assert_eq!(at, 9);
-    assert!(matches!(&why, Failure::TooLarge(m) if m.contains("handles more than 100000")), "{why:?}");
+    assert!(
+        matches!(&why, Failure::TooLarge(m) if m.contains("handles more than 100000")),
+        "{why:?}"
+    );
 }
 
 #[test]
@@ -93,13 +122,34 @@ fn values_nested_past_the_depth_limit_are_refused() {
     let limits = Limits::default();
     // /page/a/x is 3 containers deep (the root, page, a): room for 61 more.
     for (op, ok) in [
-        (json!({"op": "add", "path": "/page/a/x", "value": deep(61)}), true),
-        (json!({"op": "add", "path": "/page/a/y", "value": deep(62)}), false),
-        (json!({"op": "replace", "path": "/page/a/x", "value": deep(62)}), false),
-        (json!({"op": "copy", "from": "/page/a", "path": "/page/a/x/0/z"}), false),
-        (json!({"op": "move", "from": "/page/a/x", "path": "/page/b"}), true),
-        (json!({"op": "move", "from": "/page/b", "path": "/page/a/c"}), true),
-        (json!({"op": "move", "from": "/page/a/c", "path": "/page/a/d/e"}), false),
+        (
+            json!({"op": "add", "path": "/page/a/x", "value": deep(61)}),
+            true,
+        ),
+        (
+            json!({"op": "add", "path": "/page/a/y", "value": deep(62)}),
+            false,
+        ),
+        (
+            json!({"op": "replace", "path": "/page/a/x", "value": deep(62)}),
+            false,
+        ),
+        (
+            json!({"op": "copy", "from": "/page/a", "path": "/page/a/x/0/z"}),
+            false,
+        ),
+        (
+            json!({"op": "move", "from": "/page/a/x", "path": "/page/b"}),
+            true,
+        ),
+        (
+            json!({"op": "move", "from": "/page/b", "path": "/page/a/c"}),
+            true,
+        ),
+        (
+            json!({"op": "move", "from": "/page/a/c", "path": "/page/a/d/e"}),
+            false,
+        ),
     ] {
         let size = json_bytes(&d);
         let before = d.clone();
@@ -107,7 +157,10 @@ fn values_nested_past_the_depth_limit_are_refused() {
         match ok {
             true => assert!(result.is_ok(), "{op}: {result:?}"),
             false => {
-                assert!(matches!(result, Err(Failure::TooDeep(_)) | Err(Failure::Invalid(_))), "{op}: {result:?}");
+                assert!(
+                    matches!(result, Err(Failure::TooDeep(_)) | Err(Failure::Invalid(_))),
+                    "{op}: {result:?}"
+                );
                 assert_eq!(d, before);
             }
         }
@@ -490,7 +543,7 @@ proptest! {
                             raw in prop::collection::vec((0u8..5, 0u8..4, 0u8..4, 0u8..3), 1..12)) {
         let base = small_doc(&rows);
         let size = json_bytes(&base);
-        let limits = Limits { max_bytes: size + room, max_depth: max_depth.max(depth(&base, 64)), max_handled };
+        let limits = Limits { max_bytes: size + room, max_depth: max_depth.max(depth(&base, 64)), max_copied: max_handled / 2, max_handled };
         let places = ["/page/rows/0", "/page/rows", "/page/a", "/page/a/b"];
         let values = [json!(1), json!({"x": [[2]]}), json!("0123456789".repeat(5)), json!([[[[[[]]]]]])];
         let kinds = ["add", "copy", "move", "replace", "remove"];

@@ -154,13 +154,23 @@ mod tests {
     use serde_json::json;
 
     fn prepared(v: Value) -> Value {
-        serde_json::from_str(Template::prepare(v, "/template", Limits::default()).unwrap().as_str()).unwrap()
+        serde_json::from_str(
+            Template::prepare(v, "/template", Limits::default())
+                .unwrap()
+                .as_str(),
+        )
+        .unwrap()
     }
 
     #[test]
     fn keeps_existing_uuids_and_key_order() {
         let input = r#"{"page":{"rows":[{"uuid":"r1","columns":[{"modules":[{"type":"x","uuid":"m1"}]}]}],"body":{}},"comments":{}}"#;
-        let t = Template::prepare(serde_json::from_str(input).unwrap(), "/template", Limits::default()).unwrap();
+        let t = Template::prepare(
+            serde_json::from_str(input).unwrap(),
+            "/template",
+            Limits::default(),
+        )
+        .unwrap();
         assert_eq!(t.as_str(), input);
     }
 
