@@ -151,9 +151,13 @@ impl SessionLogStore for FaultyStore {
         id: &SessionId,
         since: Version,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<HistoryEntry>> {
-        self.run("reading history", self.inner.history(id, since, limit))
-            .await
+        self.run(
+            "reading history",
+            self.inner.history(id, since, limit, max_bytes),
+        )
+        .await
     }
     async fn history_before(
         &self,

@@ -500,6 +500,7 @@ pub async fn items_left(store: &TestStore, id: &str) -> usize {
                         &coedit::session::SessionId::parse(id).unwrap(),
                         coedit::session::Version(0),
                         10,
+                        usize::MAX,
                     )
                     .await
                     .unwrap()

@@ -29,6 +29,7 @@ both_stores!(
     a_gone_connection_is_dropped_when_a_change_finds_it,
     own_changes_acknowledged_before_lower_versions_never_conflict,
     one_lock_rule_for_locks_and_edits,
+    a_far_behind_change_reads_a_bounded_log,
 );
 
 fn sid(id: &str) -> SessionId {
@@ -62,7 +63,7 @@ async fn template_of(t: &TestApp, id: &str) -> (Value, u64) {
 async fn log_of(t: &TestApp, id: &str) -> Vec<HistoryEntry> {
     t.app
         .store
-        .history(&sid(id), Version(0), usize::MAX)
+        .history(&sid(id), Version(0), usize::MAX, usize::MAX)
         .await
         .unwrap()
 }
@@ -503,6 +504,81 @@ async fn sync_returns_missed_entries_or_resync(store: TestStore) {
         .send(&ann, &json!({"action": "sync", "sinceVersion": 1}))
         .await;
     assert_eq!(resync, json!({"type": "resync", "version": 9}));
+}
+
+/// An instance that does not remember a change's base reads the changes it
+/// missed from the store: no more than `MAX_REBASE_READ_BYTES` of them, and not
+/// at all for a base too far behind (refused first).
+async fn a_far_behind_change_reads_a_bounded_log(store: TestStore) {
+    use coedit::session::change::{MAX_BEHIND, MAX_REBASE_READ_BYTES};
+    let t = TestApp::new(store.clone()).await;
+    let id = t.create_session().await;
+    let ann = t.connect(&id, &user(1)).await;
+    let bob = t.connect(&id, &user(2)).await;
+    // 210 changes of 12 KB (2.5 MB): compacted at 201, so a cold instance
+    // remembers only the ten after it.
+    let text = "t".repeat(12 * 1024);
+    for v in 1..=210u64 {
+        let a = t
+            .send(&ann, &edit(&format!("a{v}"), v, json!([{"op": "replace", "path": "/page/rows/0/uuid", "value": format!("{v}{text}")}])))
+            .await;
+        assert_eq!(a["version"], v + 1, "{a}");
+    }
+    let cold = t.another_instance();
+    let bob_adds = |change: &str, base: u64| {
+        edit(
+            change,
+            base,
+            json!([{"op": "add", "path": "/page/bob", "value": change}]),
+        )
+        .to_string()
+    };
+    let refused = send_to(&cold, &bob.id, &bob_adds("b1", 1)).await;
+    assert_eq!(refused["code"], 4009, "{refused}");
+    let says = format!("more than {MAX_REBASE_READ_BYTES} bytes to rebase over");
+    assert!(
+        refused["detail"].as_str().unwrap().contains(&says),
+        "{refused}"
+    );
+    // 110 changes behind (1.3 MB) are read and rebased over.
+    let ack = send_to(&cold, &bob.id, &bob_adds("b2", 101)).await;
+    assert_eq!(
+        (&ack["type"], &ack["version"]),
+        (&json!("ack"), &json!(212)),
+        "{ack}"
+    );
+    let (_, version) = template_of(&t, &id).await;
+    assert_eq!(version, 212);
+
+    // Past MAX_BEHIND the base is refused before the log is read (a session that
+    // starts at 5000 has nothing below it to read).
+    let body = json!({"template": fixture("hackathon-playground-template.json"), "userid": "h", "version": 5000});
+    let created = call(
+        &t.app,
+        coedit::handlers::create_session::handle,
+        Event::create_session(Some(&t.api_key), body.to_string()),
+    )
+    .await
+    .json();
+    let later = created["sessionId"].as_str().unwrap();
+    let cy = t.connect(later, &user(3)).await;
+    let base = 5000 - MAX_BEHIND - 1;
+    let refused = t
+        .send(
+            &cy,
+            &edit(
+                "far",
+                base,
+                json!([{"op": "add", "path": "/page/x", "value": 1}]),
+            ),
+        )
+        .await;
+    assert_eq!(refused["code"], 4009, "{refused}");
+    let says = format!("baseVersion {base} is {} versions behind", MAX_BEHIND + 1);
+    assert!(
+        refused["detail"].as_str().unwrap().contains(&says),
+        "{refused}"
+    );
 }
 
 async fn locks_go_with_their_holder(store: TestStore) {

@@ -148,7 +148,7 @@ async fn no_change_is_lost_or_doubled_under_faults(dynamodb: Option<&str>) {
     let log = stack
         .app
         .store
-        .history(&id, coedit::session::Version(0), usize::MAX)
+        .history(&id, coedit::session::Version(0), usize::MAX, usize::MAX)
         .await
         .unwrap();
     let versions: Vec<u64> = log.iter().map(|e| e.version.0).collect();

@@ -45,6 +45,7 @@ every_store!(
     a_session_that_starts_later_numbers_on,
     an_ended_session_is_kept_until_its_time,
     a_reported_version_only_moves_forward,
+    a_log_read_stops_at_its_byte_budget,
 );
 
 fn tenant() -> TenantId {
@@ -99,20 +100,20 @@ async fn creation_is_history_entry_one(store: TestStore) {
     let new = new_from(fixture("hackathon-playground-template.json"));
     store.create_session(&new).await.unwrap();
     let history = store
-        .history(&new.session.id, Version(0), 100)
+        .history(&new.session.id, Version(0), 100, usize::MAX)
         .await
         .unwrap();
     assert_eq!(history, vec![new.first_entry.clone()]);
     assert!(
         store
-            .history(&new.session.id, Version(0), 0)
+            .history(&new.session.id, Version(0), 0, usize::MAX)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         store
-            .history(&new.session.id, Version(1), 100)
+            .history(&new.session.id, Version(1), 100, usize::MAX)
             .await
             .unwrap()
             .is_empty()
@@ -124,7 +125,7 @@ async fn unknown_session_is_absent(store: TestStore) {
     assert!(is_absent(&store, &SessionId::generate(), now()).await);
     assert!(
         store
-            .history(&SessionId::generate(), Version(0), 10)
+            .history(&SessionId::generate(), Version(0), 10, usize::MAX)
             .await
             .unwrap()
             .is_empty()
@@ -310,6 +311,44 @@ fn entry(version: u64, change_id: &str, diff: Value) -> coedit::session::History
     }
 }
 
+/// A read of the log stops after the entry that passes its byte budget, whichever
+/// store: a sync or a rebase never reads more than it can use (beyond one page).
+async fn a_log_read_stops_at_its_byte_budget(store: TestStore) {
+    let store = store.store();
+    let new = new_from(serde_json::json!({"page": {"n": 0}}));
+    let id = &new.session.id;
+    store.create_session(&new).await.unwrap();
+    let mut sizes = Vec::new();
+    for v in 2..=11u64 {
+        let e = entry(
+            v,
+            &format!("c{v}"),
+            serde_json::json!([{"op": "replace", "path": "/page/n", "value": "x".repeat(10_000)}]),
+        );
+        sizes.push(coedit::patch::json_bytes(&e));
+        assert_eq!(
+            store.append_change(id, &e).await.unwrap(),
+            AppendOutcome::Appended
+        );
+    }
+    let versions = |entries: Vec<coedit::session::HistoryEntry>| -> Vec<u64> {
+        entries.iter().map(|e| e.version.0).collect()
+    };
+    let all = store
+        .history(id, Version(1), 100, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(versions(all), (2..=11).collect::<Vec<_>>());
+    // Three entries pass 2.5 of them: the third is the last read.
+    let budget = sizes[0] * 5 / 2;
+    let cut = store.history(id, Version(1), 100, budget).await.unwrap();
+    assert_eq!(versions(cut), vec![2, 3, 4]);
+    let cut = store.history(id, Version(5), 100, 0).await.unwrap();
+    assert_eq!(versions(cut), vec![6]);
+    let cut = store.history(id, Version(5), 2, usize::MAX).await.unwrap();
+    assert_eq!(versions(cut), vec![6, 7]);
+}
+
 async fn the_log_takes_each_version_once_and_reads_back_in_order(store: TestStore) {
     let store = store.store();
     let new = new_from(serde_json::json!({"page": {"n": 0}}));
@@ -457,7 +496,14 @@ async fn snapshots_move_forward_and_reads_see_snapshot_plus_log(store: TestStore
     assert_eq!(state.current().unwrap(), (Version(5), at5));
 
     // The whole log stays readable after compaction.
-    assert_eq!(store.history(id, Version(0), 100).await.unwrap().len(), 5);
+    assert_eq!(
+        store
+            .history(id, Version(0), 100, usize::MAX)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
 }
 
 /// An element that overlaps no other.
@@ -932,7 +978,7 @@ async fn the_sweep_finds_due_sessions_and_erases_whole(store: TestStore) {
     );
     assert!(
         store
-            .history(&abandoned, Version(0), 10)
+            .history(&abandoned, Version(0), 10, usize::MAX)
             .await
             .unwrap()
             .is_empty()
@@ -1054,7 +1100,7 @@ async fn a_template_key_names_one_session_per_tenant(store: TestStore) {
         assert!(is_absent(&store, &refused.session.id, now()).await);
         assert!(
             store
-                .history(&refused.session.id, Version(0), 5)
+                .history(&refused.session.id, Version(0), 5, usize::MAX)
                 .await
                 .unwrap()
                 .is_empty()
@@ -1188,7 +1234,13 @@ async fn a_session_that_starts_later_numbers_on(store: TestStore) {
         store.erase_session(id, at).await.unwrap(),
         EraseOutcome::Erased
     );
-    assert!(store.history(id, Version(0), 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .history(id, Version(0), 10, usize::MAX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.head_version(id).await.unwrap(), None);
 }
 

@@ -138,7 +138,7 @@ pub async fn version_at(app: &App, req: &Request) -> Result<Response<Body>> {
         let mut head = Head::new(&first_template, first)?;
         let older = app
             .store
-            .history(&id, first, (n.0 - first.0) as usize)
+            .history(&id, first, (n.0 - first.0) as usize, usize::MAX)
             .await?;
         head.catch_up(&older)?;
         head

@@ -62,7 +62,7 @@ impl Default for Limits {
 
 /// Bytes `value` takes as compact JSON, counted by serde_json's own writer so that
 /// escapes and numbers count exactly as stored; nothing is allocated.
-pub fn json_bytes(value: &Value) -> usize {
+pub fn json_bytes(value: &impl serde::Serialize) -> usize {
     let mut counter = Counter(0);
     // Writing to a counter cannot fail, and a Value always serializes.
     let _ = serde_json::to_writer(&mut counter, value);

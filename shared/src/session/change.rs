@@ -23,6 +23,10 @@ pub const MAX_BEHIND: u64 = 2000;
 /// Largest history entry stored for one change: DynamoDB's item limit is 400 KB.
 pub const MAX_ENTRY_BYTES: usize = 350 * 1024;
 
+/// Most bytes of logged changes read to rebase one change that its instance no
+/// longer remembers the base of; more missed than this, and the client resyncs.
+pub const MAX_REBASE_READ_BYTES: usize = 2 * 1024 * 1024;
+
 /// A change as a client sends it (docs/PROTOCOL.md, `edit`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Edit {
@@ -195,6 +199,27 @@ impl Head {
         });
     }
 
+    /// Refuses a base newer than the head, or too far behind it to rebase over:
+    /// checked before anything is read for it.
+    pub fn check_base(&self, base: Version) -> Result<()> {
+        if base > self.version {
+            return Err(Error::malformed(format!(
+                "baseVersion: {base} is newer than the session's version {}",
+                self.version
+            )));
+        }
+        if self.version.0 - base.0 > MAX_BEHIND {
+            return Err(Error::new(
+                Code::Conflict,
+                format!(
+                    "baseVersion {base} is {} versions behind; resync and redo the change",
+                    self.version.0 - base.0
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether the head still has every change after `base` (else the caller
     /// reads them from the store and passes them to `accept`).
     pub fn remembers_since(&self, base: Version) -> bool {
@@ -219,21 +244,7 @@ impl Head {
         now: Timestamp,
     ) -> Result<Outcome> {
         let base = edit.base_version;
-        if base > self.version {
-            return Err(Error::malformed(format!(
-                "baseVersion: {base} is newer than the session's version {}",
-                self.version
-            )));
-        }
-        if self.version.0 - base.0 > MAX_BEHIND {
-            return Err(Error::new(
-                Code::Conflict,
-                format!(
-                    "baseVersion {base} is {} versions behind; resync and redo the change",
-                    self.version.0 - base.0
-                ),
-            ));
-        }
+        self.check_base(base)?;
         // A resend is recognised by its id among every change remembered, not only
         // those after its base: a client that learnt of newer versions while its
         // ack was lost may resend on a newer base (the fault test caught that).

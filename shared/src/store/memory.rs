@@ -185,19 +185,20 @@ impl SessionLogStore for MemoryStore {
         id: &SessionId,
         since: Version,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<HistoryEntry>> {
         let inner = self.lock();
-        Ok(inner
-            .sessions
-            .get(id)
-            .map(|s| {
-                s.history
-                    .range(since.next()..)
-                    .take(limit)
-                    .map(|(_, e)| e.clone())
-                    .collect()
-            })
-            .unwrap_or_default())
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        let log = inner.sessions.get(id).map(|s| &s.history);
+        for (_, entry) in log.into_iter().flat_map(|h| h.range(since.next()..)) {
+            if entries.len() == limit || bytes > max_bytes {
+                break;
+            }
+            bytes += crate::patch::json_bytes(entry);
+            entries.push(entry.clone());
+        }
+        Ok(entries)
     }
 
     async fn history_before(

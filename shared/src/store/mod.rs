@@ -50,12 +50,15 @@ pub trait SessionLogStore: Send + Sync {
     /// live or gone.
     async fn read_expired(&self, id: &SessionId, now: Timestamp) -> Result<Option<SessionState>>;
 
-    /// History entries newer than `since`, oldest first, at most `limit` of them.
+    /// History entries newer than `since`, oldest first, at most `limit` of them,
+    /// and none after the one that brings their stored JSON past `max_bytes`: a
+    /// caller that gets fewer than it asked for read its budget's worth.
     async fn history(
         &self,
         id: &SessionId,
         since: Version,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<HistoryEntry>>;
 
     /// History entries older than `before` (all when `None`), newest first, at most

@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::clock::Timestamp;
 use crate::error::{Code, Error, Result};
 use crate::notify;
-use crate::session::change::{Author, Edit, Head, Outcome};
+use crate::session::change::{Author, Edit, Head, MAX_REBASE_READ_BYTES, Outcome};
 use crate::session::locks;
 use crate::session::message::{MAX_MESSAGE_BYTES, ServerMessage};
 use crate::session::presence::gone_for_good;
@@ -112,11 +112,25 @@ async fn accept(app: &App, id: &SessionId, sender: &Sender<'_>, edit: &Edit) -> 
             user: &me,
             connection,
         };
+        head.check_base(edit.base_version)?;
         let older = if head.remembers_since(edit.base_version) {
             Vec::new()
         } else {
             let behind = head.version.0.saturating_sub(edit.base_version.0) as usize;
-            app.store.history(id, edit.base_version, behind).await?
+            let older = app
+                .store
+                .history(id, edit.base_version, behind, MAX_REBASE_READ_BYTES)
+                .await?;
+            if older.len() < behind {
+                return Err(Error::new(
+                    Code::Conflict,
+                    format!(
+                        "the changes after baseVersion {} are more than {MAX_REBASE_READ_BYTES} bytes to rebase over; resync and redo the change",
+                        edit.base_version
+                    ),
+                ));
+            }
+            older
         };
         let locked_by =
             |element: &str| locks::blocking(&members, element, &me, now).map(|l| l.user.clone());
@@ -249,12 +263,13 @@ async fn broadcast_change(
 
 /// What a connection that missed the changes after `since` is sent: the
 /// `changes` message, or `resync` when there are too many to send (the client
-/// then reads the template with GET). The message as JSON.
+/// then reads the template with GET). The message as JSON. No more of the log is
+/// read than one message can carry.
 pub async fn changes_since(app: &App, connection_id: &str, since: Version) -> Result<String> {
     let id = session_of(app, connection_id).await?;
     let entries = app
         .store
-        .history(&id, since, MAX_SYNC_ENTRIES + 1)
+        .history(&id, since, MAX_SYNC_ENTRIES + 1, MAX_MESSAGE_BYTES)
         .await
         .map_err(|e| match e.code {
             Code::Unavailable => e,

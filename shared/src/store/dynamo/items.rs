@@ -202,6 +202,14 @@ pub fn history_from_item(item: &Item) -> Result<HistoryEntry> {
     Ok(entry)
 }
 
+/// Bytes of a stored history entry's JSON (its `entry` attribute).
+pub fn history_bytes(item: &Item) -> usize {
+    match item.get("entry") {
+        Some(AttributeValue::S(text)) => text.len(),
+        _ => 0,
+    }
+}
+
 pub fn history_version(item: &Item) -> Result<Version> {
     sk(item)
         .and_then(keys::version_of_history)

@@ -96,6 +96,22 @@ single_item_write!(
         aws_sdk_dynamodb::operation::delete_item::DeleteItemError,
 );
 
+/// How many items a Query brings back: at most `items`, and none after the one
+/// that brings what `measure` counts past `bytes` (the page it came in was read
+/// all the same: a read overshoots its byte budget by at most one DynamoDB page,
+/// 1 MB).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Take {
+    pub items: Option<usize>,
+    pub bytes: Option<(usize, fn(&Item) -> usize)>,
+}
+
+impl From<Option<usize>> for Take {
+    fn from(items: Option<usize>) -> Take {
+        Take { items, bytes: None }
+    }
+}
+
 impl DynamoStore {
     /// The outcome of a conditional single-item write, metered, with the output
     /// when its condition held.
@@ -200,30 +216,35 @@ impl DynamoStore {
         pk: &str,
         lo: &str,
         hi: &str,
-        limit: Option<usize>,
+        take: impl Into<Take>,
         operation: &str,
     ) -> Result<Vec<Item>> {
-        self.query(pk, lo, hi, limit, true, true, operation).await
+        self.query(pk, lo, hi, take, true, true, operation).await
     }
 
-    /// One partition's items with sort keys in `lo..=hi`, in either order, every
-    /// page or the first `limit` items, metered. `consistent: false` halves the
-    /// cost where a moment's lag does not matter.
+    /// One partition's items with sort keys in `lo..=hi`, in either order, as many
+    /// as `take` says, metered. `consistent: false` halves the cost where a
+    /// moment's lag does not matter.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn query(
         &self,
         pk: &str,
         lo: &str,
         hi: &str,
-        limit: Option<usize>,
+        take: impl Into<Take>,
         ascending: bool,
         consistent: bool,
         operation: &str,
     ) -> Result<Vec<Item>> {
+        let Take {
+            items: limit,
+            bytes: max_bytes,
+        } = take.into();
         if limit == Some(0) {
             return Ok(Vec::new());
         }
         let mut items: Vec<Item> = Vec::new();
+        let mut bytes = 0;
         let mut start = None;
         loop {
             let page_limit = limit.map(|l| (l - items.len()).min(1000) as i32);
@@ -244,7 +265,15 @@ impl DynamoStore {
                 .await
                 .map_err(|e| store_error(operation, e))?;
             self.meter.read(out.consumed_capacity());
-            items.extend(out.items.unwrap_or_default());
+            for item in out.items.unwrap_or_default() {
+                if let Some((max, measure)) = max_bytes {
+                    if bytes > max {
+                        return Ok(items);
+                    }
+                    bytes += measure(&item);
+                }
+                items.push(item);
+            }
             start = out.last_evaluated_key;
             if start.is_none() || limit.is_some_and(|l| items.len() >= l) {
                 return Ok(items);

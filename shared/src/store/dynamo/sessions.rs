@@ -8,12 +8,12 @@ use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 
 use super::DynamoStore;
 use super::items::{
-    connection_from_item, find_meta, history_from_item, history_item, history_version,
-    members_from_items, meta_item, part_item, parts_with_prefix, s, session_from_meta,
-    session_of_claim, sk, snapshot_size, template_claim_item,
+    connection_from_item, find_meta, history_bytes, history_from_item, history_item,
+    history_version, members_from_items, meta_item, part_item, parts_with_prefix, s,
+    session_from_meta, session_of_claim, sk, snapshot_size, template_claim_item,
 };
 use super::keys;
-use super::requests::{Precondition, Transaction, failed_condition, put};
+use super::requests::{Precondition, Take, Transaction, failed_condition, put};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::session::{
@@ -118,13 +118,18 @@ impl SessionLogStore for DynamoStore {
         id: &SessionId,
         since: Version,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Vec<HistoryEntry>> {
+        let take = Take {
+            items: Some(limit),
+            bytes: Some((max_bytes, history_bytes)),
+        };
         let items = self
             .query_range(
                 &keys::session_pk(id),
                 &keys::history_sk(since.next()),
                 keys::HISTORY_END,
-                Some(limit),
+                take,
                 "reading history",
             )
             .await?;
@@ -301,7 +306,7 @@ impl DynamoStore {
         // The log after the snapshot: bounded by compaction, so this read stays
         // small however long the session ran.
         let tail = self
-            .history(id, session.snapshot_version, usize::MAX)
+            .history(id, session.snapshot_version, usize::MAX, usize::MAX)
             .await?;
         Ok(Some(SessionState {
             session,
