@@ -103,8 +103,11 @@ single_item_write!(
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Take {
     pub items: Option<usize>,
-    pub bytes: Option<(usize, fn(&Item) -> usize)>,
+    pub bytes: Option<(usize, Measure)>,
 }
+
+/// The bytes of an item that count against a read's budget.
+pub(super) type Measure = fn(&Item) -> usize;
 
 impl From<Option<usize>> for Take {
     fn from(items: Option<usize>) -> Take {
