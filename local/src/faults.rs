@@ -207,10 +207,14 @@ impl SnapshotStore for FaultyStore {
         )
         .await
     }
-    async fn first_template(&self, session: &Session) -> Result<Option<Template>> {
+    async fn kept_template(
+        &self,
+        session: &Session,
+        at: Version,
+    ) -> Result<Option<(Version, Template)>> {
         self.run(
-            "reading the first template",
-            self.inner.first_template(session),
+            "reading a kept template",
+            self.inner.kept_template(session, at),
         )
         .await
     }

@@ -702,7 +702,7 @@ async fn every_version_reads_back_before_and_after_compaction(store: TestStore) 
     let id = t.create_session().await;
     let (initial, _) = template_of(&t, &id).await;
     let ann = t.connect(&id, &user(1)).await;
-    let total = coedit::usecase::change::COMPACT_EVERY + 5;
+    let total = coedit::session::change::COMPACT_EVERY + 5;
     for k in 0..total {
         let a = t
             .send(
@@ -726,7 +726,7 @@ async fn every_version_reads_back_before_and_after_compaction(store: TestStore) 
         .unwrap();
     assert_eq!(
         state.session.snapshot_version.0,
-        coedit::usecase::change::COMPACT_EVERY + 1,
+        coedit::session::change::COMPACT_EVERY + 1,
         "compacted"
     );
     assert_eq!(
@@ -746,7 +746,7 @@ async fn every_version_reads_back_before_and_after_compaction(store: TestStore) 
         1,
         2,
         50,
-        coedit::usecase::change::COMPACT_EVERY + 1,
+        coedit::session::change::COMPACT_EVERY + 1,
         head - 1,
         head,
     ] {
@@ -945,7 +945,7 @@ async fn dynamodb_a_change_costs_the_same_for_small_and_large_templates() {
             coedit::store::SnapshotOutcome::Stored
         );
         let compaction = meter.totals() - before;
-        let every = coedit::usecase::change::COMPACT_EVERY as f64;
+        let every = coedit::session::change::COMPACT_EVERY as f64;
         println!(
             "template {size} bytes: compaction {:.0} WRU, {:.2} WRU per change amortised",
             compaction.write_units,

@@ -46,6 +46,7 @@ every_store!(
     an_ended_session_is_kept_until_its_time,
     a_reported_version_only_moves_forward,
     a_log_read_stops_at_its_byte_budget,
+    compaction_keeps_every_fifth_snapshot_to_rebuild_older_versions,
 );
 
 fn tenant() -> TenantId {
@@ -347,6 +348,47 @@ async fn a_log_read_stops_at_its_byte_budget(store: TestStore) {
     assert_eq!(versions(cut), vec![6]);
     let cut = store.history(id, Version(5), 2, usize::MAX).await.unwrap();
     assert_eq!(versions(cut), vec![6, 7]);
+}
+
+/// Versions older than the snapshot are rebuilt from the nearest kept template:
+/// the first, every fifth compaction's, or the current one.
+async fn compaction_keeps_every_fifth_snapshot_to_rebuild_older_versions(store: TestStore) {
+    let store = store.store();
+    let at = |v: u64| Template::from_canonical_json(format!(r#"{{"page":{{"n":{v}}}}}"#).into());
+    let new = new_from(serde_json::json!({"page": {"n": 1}}));
+    let id = &new.session.id;
+    store.create_session(&new).await.unwrap();
+    // Snapshots numbered 1 to 12 at versions 2 to 13; 5 and 10 (versions 6, 11) stay.
+    for v in 2..=13u64 {
+        assert_eq!(
+            store.write_snapshot(id, Version(v), &at(v)).await.unwrap(),
+            SnapshotOutcome::Stored
+        );
+    }
+    for (wanted, nearest) in [
+        (1, 1),
+        (5, 1),
+        (6, 6),
+        (7, 6),
+        (10, 6),
+        (11, 11),
+        (12, 11),
+        (13, 13),
+        (500, 13),
+    ] {
+        let (version, template) = store
+            .kept_template(&new.session, Version(wanted))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(version, Version(nearest), "at {wanted}");
+        let expected = if nearest == 1 {
+            new.template.clone()
+        } else {
+            at(nearest)
+        };
+        assert_eq!(template, expected, "at {wanted}");
+    }
 }
 
 async fn the_log_takes_each_version_once_and_reads_back_in_order(store: TestStore) {
@@ -983,7 +1025,13 @@ async fn the_sweep_finds_due_sessions_and_erases_whole(store: TestStore) {
             .unwrap()
             .is_empty()
     );
-    assert!(store.first_template(&session).await.unwrap().is_none());
+    assert!(
+        store
+            .kept_template(&session, Version(u64::MAX >> 1))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(!due(at).await.contains(&SweepTask::Erase(abandoned.clone())));
     assert_eq!(
         store.erase_session(&abandoned, at).await.unwrap(),
@@ -1221,8 +1269,12 @@ async fn a_session_that_starts_later_numbers_on(store: TestStore) {
             .unwrap(),
         SnapshotOutcome::Stored
     );
-    let first = store.first_template(&state.session).await.unwrap().unwrap();
-    assert_eq!(first.as_str(), new.template.as_str());
+    let (at, first) = store
+        .kept_template(&state.session, Version(41))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((at, first.as_str()), (Version(41), new.template.as_str()));
 
     // Erasure finds the log from the first version on.
     let at = now().plus(EMPTY_SESSION_LIFETIME);

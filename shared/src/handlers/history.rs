@@ -9,7 +9,6 @@ use serde::Serialize;
 use super::http::{authorization, json_object, json_response, to_json};
 use crate::app::{App, Credential};
 use crate::error::{Error, Result};
-use crate::session::change::Head;
 use crate::session::{SessionId, Version};
 
 /// Entries per page unless `limit` asks for fewer or more.
@@ -112,45 +111,7 @@ pub async fn version_at(app: &App, req: &Request) -> Result<Response<Body>> {
         .filter(|n| *n >= 1)
         .map(Version)
         .ok_or_else(|| Error::malformed("n: must be a version, a whole number from 1"))?;
-    let state = app
-        .store
-        .read_session(&id, app.now())
-        .await?
-        .filter(|s| &s.session.tenant == credential.tenant())
-        .ok_or_else(Error::session_not_found)?;
-    let snapshot = state.session.snapshot_version;
-    let first = state.session.first_version;
-    let newest = state.tail.last().map_or(snapshot, |e| e.version);
-    if n > newest || n < first {
-        return Err(Error::malformed(format!(
-            "n: the session's versions are {first} to {newest}"
-        )));
-    }
-    let mut head = if n >= snapshot {
-        Head::new(&state.snapshot, snapshot)?
-    } else {
-        // Older than the snapshot: from the first template, through the log.
-        let first_template = app
-            .store
-            .first_template(&state.session)
-            .await?
-            .ok_or_else(|| Error::unexpected("the session's first template is missing"))?;
-        let mut head = Head::new(&first_template, first)?;
-        let older = app
-            .store
-            .history(&id, first, (n.0 - first.0) as usize, usize::MAX)
-            .await?;
-        head.catch_up(&older)?;
-        head
-    };
-    head.catch_up(state.tail.iter().filter(|e| e.version <= n))?;
-    if head.version != n {
-        return Err(Error::unexpected(format!(
-            "the log ends at {} before version {n}",
-            head.version
-        )));
-    }
-    let template = head.template()?;
+    let template = crate::usecase::sessions::template_at(app, credential.tenant(), &id, n).await?;
     let json = json_object(&[("template", template.as_str()), ("version", &to_json(&n)?)]);
     Ok(json_response(StatusCode::OK, json))
 }

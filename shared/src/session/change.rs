@@ -23,6 +23,11 @@ pub const MAX_BEHIND: u64 = 2000;
 /// Largest history entry stored for one change: DynamoDB's item limit is 400 KB.
 pub const MAX_ENTRY_BYTES: usize = 350 * 1024;
 
+/// The snapshot is rewritten once this many changes were made since the last one,
+/// or once they pass `COMPACT_BYTES`, so reading a session never replays more.
+pub const COMPACT_EVERY: u64 = 200;
+pub const COMPACT_BYTES: usize = 1024 * 1024;
+
 /// Most bytes of logged changes read to rebase one change that its instance no
 /// longer remembers the base of; more missed than this, and the client resyncs.
 pub const MAX_REBASE_READ_BYTES: usize = 2 * 1024 * 1024;
@@ -103,6 +108,8 @@ struct Recent {
     ops: Vec<Op>,
     connection: Option<String>,
     user_id: String,
+    /// The entry's stored JSON, for compaction by bytes.
+    bytes: usize,
 }
 
 /// The template at a version, as a warm function keeps it between requests, with
@@ -196,7 +203,33 @@ impl Head {
             ops,
             connection: entry.connection.clone(),
             user_id: entry.user_id.clone(),
+            bytes: patch::json_bytes(entry),
         });
+    }
+
+    /// Whether the change just made (the head's version) is the one that makes
+    /// the log after the snapshot at `snapshot` due for compaction: the
+    /// `COMPACT_EVERY`th since it, or the one that takes it past `COMPACT_BYTES`.
+    /// Every instance decides alike, so one compacts.
+    pub fn compaction_due(&self, snapshot: Version) -> bool {
+        let since = self.version.0.saturating_sub(snapshot.0);
+        if since == 0 {
+            return false;
+        }
+        if since.is_multiple_of(COMPACT_EVERY) {
+            return true;
+        }
+        let (count, total) = self
+            .recent
+            .iter()
+            .filter(|r| r.version > snapshot)
+            .fold((0, 0), |(count, total), r| (count + 1, total + r.bytes));
+        // Not remembered back to the snapshot (a cold instance): the count decides.
+        if count != since {
+            return false;
+        }
+        let newest = self.recent.back().map_or(0, |r| r.bytes);
+        total > COMPACT_BYTES && total - newest <= COMPACT_BYTES
     }
 
     /// Refuses a base newer than the head, or too far behind it to rebase over:

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use super::snapshot::Snapshot;
+use super::snapshot::{Snapshot, is_kept};
 use super::{
     ApiKeyStore, AppendOutcome, Catchup, CreateOutcome, EraseOutcome, JoinOutcome, LeaveOutcome,
     LockOutcome, LockStore, PresenceStore, ReleaseOutcome, RevokeOutcome, Seat, SessionLogStore,
@@ -45,8 +45,10 @@ struct StoredSession {
     session: Session,
     history: BTreeMap<Version, HistoryEntry>,
     snapshot: Snapshot,
-    /// The template at the first version, kept through compaction.
-    first: Snapshot,
+    /// The snapshot's number: 0 for the first template, one more each compaction.
+    snapshot_number: u64,
+    /// Snapshots compaction kept (`snapshot::is_kept`), the first among them.
+    kept: BTreeMap<Version, Snapshot>,
     connections: BTreeMap<String, Connection>,
     locks: BTreeMap<String, Lock>,
     /// When the sweeper should next look for stale connections (occupied sessions).
@@ -135,7 +137,7 @@ impl MemoryStore {
 #[async_trait]
 impl SessionLogStore for MemoryStore {
     async fn create_session(&self, new: &NewSession) -> Result<CreateOutcome> {
-        let snapshot = Snapshot::encode(&new.template)?;
+        let snapshot = Snapshot::encode_to_create(&new.template)?;
         let mut inner = self.lock();
         if inner.sessions.contains_key(&new.session.id) {
             return Err(Error::unexpected("a session with this id exists already"));
@@ -152,7 +154,8 @@ impl SessionLogStore for MemoryStore {
             StoredSession {
                 session: new.session.clone(),
                 history: BTreeMap::from([(new.first_entry.version, new.first_entry.clone())]),
-                first: snapshot.clone(),
+                snapshot_number: 0,
+                kept: BTreeMap::new(),
                 snapshot,
                 connections: BTreeMap::new(),
                 locks: BTreeMap::new(),
@@ -282,22 +285,38 @@ impl SnapshotStore for MemoryStore {
         if stored.session.snapshot_version >= version {
             return Ok(SnapshotOutcome::NewerStored);
         }
+        let old = std::mem::replace(&mut stored.snapshot, snapshot);
+        if is_kept(stored.snapshot_number) {
+            stored.kept.insert(stored.session.snapshot_version, old);
+        }
+        stored.snapshot_number += 1;
         stored.session.snapshot_version = version;
-        stored.snapshot = snapshot;
         self.wrote();
         Ok(SnapshotOutcome::Stored)
     }
 
-    async fn first_template(&self, session: &Session) -> Result<Option<Template>> {
-        let first = self
-            .lock()
-            .sessions
-            .get(&session.id)
-            .map(|s| s.first.clone());
-        first
-            .map(|f| {
-                let parts: Vec<&[u8]> = f.parts.iter().map(Vec::as_slice).collect();
-                Snapshot::decode(&parts, f.compressed_len())
+    async fn kept_template(
+        &self,
+        session: &Session,
+        at: Version,
+    ) -> Result<Option<(Version, Template)>> {
+        let nearest = self.lock().sessions.get(&session.id).and_then(|s| {
+            let current = (s.session.snapshot_version <= at)
+                .then(|| (s.session.snapshot_version, s.snapshot.clone()));
+            let kept = s
+                .kept
+                .range(..=at)
+                .next_back()
+                .map(|(v, k)| (*v, k.clone()));
+            current.or(kept)
+        });
+        nearest
+            .map(|(version, snapshot)| {
+                let parts: Vec<&[u8]> = snapshot.parts.iter().map(Vec::as_slice).collect();
+                Ok((
+                    version,
+                    Snapshot::decode(&parts, snapshot.compressed_len())?,
+                ))
             })
             .transpose()
     }

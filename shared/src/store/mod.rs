@@ -94,7 +94,8 @@ pub trait SessionLogStore: Send + Sync {
 #[async_trait]
 pub trait SnapshotStore: Send + Sync {
     /// Stores `template` as the session's snapshot at `version`, if it is newer
-    /// than the stored one, and drops the one it replaces.
+    /// than the stored one, and drops the one it replaces unless that is one to
+    /// keep (`snapshot::is_kept`).
     async fn write_snapshot(
         &self,
         id: &SessionId,
@@ -102,10 +103,14 @@ pub trait SnapshotStore: Send + Sync {
         template: &Template,
     ) -> Result<SnapshotOutcome>;
 
-    /// The template the session was created with (at `session.first_version`),
-    /// which compaction keeps: the base for reading versions older than the
-    /// current snapshot.
-    async fn first_template(&self, session: &Session) -> Result<Option<Template>>;
+    /// The nearest template stored at or before `at` (the first template, one
+    /// compaction kept, or the current snapshot) and its version: the base for
+    /// rebuilding an older version. `None` when there is none (an erased session).
+    async fn kept_template(
+        &self,
+        session: &Session,
+        at: Version,
+    ) -> Result<Option<(Version, Template)>>;
 }
 
 /// Presence: who is in a session, their seats and their heartbeats.

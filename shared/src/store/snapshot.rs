@@ -8,9 +8,22 @@ use crate::session::Template;
 /// and attribute names stored beside it.
 pub const PART_BYTES: usize = 350 * 1024;
 
-/// The largest compressed template: a DynamoDB transaction carries at most 4 MB, and
-/// the session's head and first history entry travel with the snapshot.
+/// The largest compressed template a session is created with: a DynamoDB
+/// transaction carries at most 4 MB, and the session's head and first history
+/// entry travel with the snapshot. Compaction writes its parts one by one and is
+/// bound by the template limit only.
 pub const MAX_COMPRESSED_BYTES: usize = 3_500_000;
+
+/// Compaction keeps every `KEEP_EVERY`th snapshot when it writes the next one (the
+/// first template is number 0 and always kept), so any version is rebuilt from a
+/// kept template and the log of at most this many compactions.
+pub const KEEP_EVERY: u64 = 5;
+
+/// Whether the snapshot numbered `number` (0 for the first template, then one
+/// more at each compaction) stays when a newer one replaces it.
+pub fn is_kept(number: u64) -> bool {
+    number.is_multiple_of(KEEP_EVERY)
+}
 
 /// zstd's default level: a 1.5 MB template compresses in a few milliseconds.
 const LEVEL: i32 = 3;
@@ -25,15 +38,22 @@ impl Snapshot {
     pub fn encode(template: &Template) -> Result<Snapshot> {
         let compressed = zstd::bulk::compress(template.as_str().as_bytes(), LEVEL)
             .map_err(|e| Error::unexpected(format!("compressing the template: {e}")))?;
-        if compressed.len() > MAX_COMPRESSED_BYTES {
-            return Err(Error::too_large(format!(
-                "the template compresses to {} bytes; at most {MAX_COMPRESSED_BYTES} can be stored",
-                compressed.len()
-            )));
-        }
         Ok(Snapshot {
             parts: compressed.chunks(PART_BYTES).map(<[u8]>::to_vec).collect(),
         })
+    }
+
+    /// A template a session is created with, compressed: it must fit the
+    /// creating transaction.
+    pub fn encode_to_create(template: &Template) -> Result<Snapshot> {
+        let snapshot = Snapshot::encode(template)?;
+        if snapshot.compressed_len() > MAX_COMPRESSED_BYTES {
+            return Err(Error::too_large(format!(
+                "the template compresses to {} bytes; at most {MAX_COMPRESSED_BYTES} can be stored at creation",
+                snapshot.compressed_len()
+            )));
+        }
+        Ok(snapshot)
     }
 
     pub fn compressed_len(&self) -> usize {
@@ -101,6 +121,11 @@ mod tests {
     #[test]
     fn refuses_what_cannot_be_stored() {
         let t = template_of(8_000_000, 11);
-        assert_eq!(Snapshot::encode(&t).unwrap_err().code.number(), 4013);
+        assert_eq!(
+            Snapshot::encode_to_create(&t).unwrap_err().code.number(),
+            4013
+        );
+        // Compaction has only the template limit.
+        assert!(Snapshot::encode(&t).is_ok());
     }
 }

@@ -1,7 +1,7 @@
 //! A change, from whichever route it comes (the WebSocket `edit` message or
 //! `POST .../changes`): decided on this instance's template of the session, stored
 //! under the next version with one conditional write, compacted into a new
-//! snapshot every `COMPACT_EVERY` versions, and sent to everyone else. Also the
+//! snapshot every `COMPACT_EVERY` versions or `COMPACT_BYTES`, and sent to everyone else. Also the
 //! catch-up a client asks for with `sync`.
 
 use super::presence::drop_gone;
@@ -18,10 +18,6 @@ use crate::session::message::{MAX_MESSAGE_BYTES, ServerMessage};
 use crate::session::presence::gone_for_good;
 use crate::session::{HistoryEntry, SessionId, SessionMembers, User, Version};
 use crate::store::{AppendOutcome, SnapshotOutcome, backoff};
-
-/// The snapshot is rewritten once this many changes were made since the last one,
-/// so reading a session never replays more than this many.
-pub const COMPACT_EVERY: u64 = 200;
 
 /// How often a change is decided again after another took its version. Each lost
 /// race is someone else's progress, so this bounds unfairness, not livelock:
@@ -142,11 +138,10 @@ async fn accept(app: &App, id: &SessionId, sender: &Sender<'_>, edit: &Edit) -> 
         match app.store.append_change(id, &entry).await {
             Ok(AppendOutcome::Appended) => {
                 head.commit(accepted);
-                // Exactly one instance stores each version, so exactly one compacts
-                // at each multiple; a failed compaction is tried again 200 later
-                // rather than on every change.
-                let since_snapshot = head.version.0 - members.session.snapshot_version.0;
-                if since_snapshot > 0 && since_snapshot % COMPACT_EVERY == 0 {
+                // Exactly one instance stores each version, so exactly one compacts;
+                // a failed compaction is tried again at the next multiple rather
+                // than on every change.
+                if head.compaction_due(members.session.snapshot_version) {
                     compact(app, id, head).await;
                 }
                 return Ok(Accepted::New(entry, Box::new(members)));

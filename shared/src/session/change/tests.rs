@@ -336,3 +336,42 @@ fn over_rest_a_users_own_changes_are_all_theirs() {
     assert_eq!(a2.entry.connection, None);
     assert_eq!(a2.entry.user_id, "u1");
 }
+
+/// Compaction is due at the change that takes the log past `COMPACT_BYTES`, or at
+/// every `COMPACT_EVERY`th, and only there; an instance that does not remember
+/// the log back to the snapshot goes by the count alone.
+#[test]
+fn compaction_is_due_by_count_or_by_bytes_at_one_change() {
+    let mut h = head();
+    let big = "x".repeat(300 * 1024);
+    let mut due = Vec::new();
+    for v in 2..=8u64 {
+        commit_from(
+            &mut h,
+            &edit(&format!("b{v}"), v - 1, text(0, &big)),
+            &user(1),
+            "c1",
+        );
+        if h.compaction_due(Version(1)) {
+            due.push(v);
+        }
+    }
+    // 300 KB each: the 4th change after the snapshot passes 1 MiB.
+    assert_eq!(due, [5]);
+    assert!(!h.compaction_due(Version(8)));
+
+    let mut h = head();
+    let mut due = Vec::new();
+    for v in 2..=(2 * COMPACT_EVERY + 1) {
+        commit_from(
+            &mut h,
+            &edit(&format!("s{v}"), v - 1, text(1, "s")),
+            &user(1),
+            "c1",
+        );
+        if h.compaction_due(Version(1)) {
+            due.push(v);
+        }
+    }
+    assert_eq!(due, [1 + COMPACT_EVERY, 1 + 2 * COMPACT_EVERY]);
+}

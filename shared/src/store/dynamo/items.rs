@@ -14,6 +14,7 @@ use crate::session::{
     Connection, Ended, HistoryEntry, Lock, Role, Session, SessionId, SessionMembers, TemplateKey,
     TenantId, User, Version,
 };
+use crate::store::snapshot::Snapshot;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -216,11 +217,24 @@ pub fn history_version(item: &Item) -> Result<Version> {
         .ok_or_else(|| Error::unexpected("a stored history key is malformed"))
 }
 
-/// Part `index` of the snapshot at `version`.
-pub fn part_item(id: &SessionId, version: Version, index: usize, part: &[u8]) -> Item {
-    let mut item = key(keys::session_pk(id), keys::part_sk(version, index));
-    item.insert("part".into(), AttributeValue::B(Blob::new(part)));
-    item
+/// The items of the snapshot at `version`, one per part. The first also says how
+/// many parts and bytes the whole has, so a kept snapshot reads back without META.
+pub fn part_items(id: &SessionId, version: Version, snapshot: &Snapshot) -> Vec<Item> {
+    let pk = keys::session_pk(id);
+    snapshot
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(index, part)| {
+            let mut item = key(pk.clone(), keys::part_sk(version, index));
+            item.insert("part".into(), AttributeValue::B(Blob::new(part.as_slice())));
+            if index == 0 {
+                item.insert("snapParts".into(), n(snapshot.parts.len()));
+                item.insert("snapBytes".into(), n(snapshot.compressed_len()));
+            }
+            item
+        })
+        .collect()
 }
 
 /// The bytes of the parts among `items` whose keys start with `prefix`, in order.

@@ -100,6 +100,12 @@ pub fn part_sk(v: Version, part: usize) -> String {
     format!("{}{part:03}", parts_prefix(v))
 }
 
+/// The version a snapshot part's key holds.
+pub fn version_of_part(sk: &str) -> Option<Version> {
+    let rest = sk.strip_prefix(PART)?;
+    rest.split('#').next()?.parse().ok().map(Version)
+}
+
 /// What every part key of the snapshot at `v` starts with.
 pub fn parts_prefix(v: Version) -> String {
     format!("{PART}{:012}#", v.0)

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use super::DynamoStore;
 use super::items::{
     connection_from_item, find_meta, history_bytes, history_from_item, history_item,
-    history_version, members_from_items, meta_item, part_item, parts_with_prefix, s,
+    history_version, members_from_items, meta_item, part_items, parts_with_prefix, s,
     session_from_meta, session_of_claim, sk, snapshot_size, template_claim_item,
 };
 use super::keys;
@@ -31,13 +31,13 @@ enum Wanted {
 
 /// A read can overlap a compaction that replaces the snapshot it is reading; it
 /// then sees an incomplete snapshot and reads again, at most this often.
-const TORN_READ_ATTEMPTS: usize = 3;
+pub(super) const TORN_READ_ATTEMPTS: usize = 3;
 
 #[async_trait]
 impl SessionLogStore for DynamoStore {
     async fn create_session(&self, new: &NewSession) -> Result<CreateOutcome> {
         let id = &new.session.id;
-        let snapshot = Snapshot::encode(&new.template)?;
+        let snapshot = Snapshot::encode_to_create(&new.template)?;
         let meta = meta_item(
             &new.session,
             snapshot.parts.len(),
@@ -66,8 +66,7 @@ impl SessionLogStore for DynamoStore {
         if let Some(claim) = claim {
             writes.push(claim?);
         }
-        for (i, part) in snapshot.parts.iter().enumerate() {
-            let item = part_item(id, new.session.snapshot_version, i, part);
+        for item in part_items(id, new.session.snapshot_version, &snapshot) {
             writes.push(put(&self.table, item, None, &[])?);
         }
 
