@@ -106,6 +106,8 @@ export interface CoeditOptions {
 export declare const HEARTBEAT_MS: number;
 export declare const MISSED_PINGS: number;
 export declare const RECONNECT_WINDOW_MS: number;
+/** A change refused as over the connection's rate limit (4029) is sent again after this. */
+export declare const RATE_LIMITED_RETRY_MS: number;
 
 export declare class CoeditClient {
   constructor(options: CoeditOptions);

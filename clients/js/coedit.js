@@ -22,6 +22,8 @@ export const MISSED_PINGS = 5;
 export const RECONNECT_WINDOW_MS = 60_000;
 const FIRST_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 5_000;
+/** A change refused as over the connection's rate limit (4029) is sent again after this. */
+export const RATE_LIMITED_RETRY_MS = 1_000;
 
 /** Errors the client retries by reconnecting before it reports them. */
 const RECOVERABLE = new Set([5001, 5100, 5300]);
@@ -361,6 +363,13 @@ export class CoeditClient {
 
   serverError(m) {
     const p = m.changeId && this.pending.get(m.changeId);
+    if (p && m.code === 4029) {
+      // Rate limited: the same change again once the budget refilled.
+      this.later(RATE_LIMITED_RETRY_MS, () => {
+        if (this.pending.get(m.changeId) === p) this.send(p.message);
+      });
+      return;
+    }
     if (p) {
       this.pending.delete(m.changeId);
       p.reject(Object.assign(new Error(m.message), m));
@@ -372,7 +381,9 @@ export class CoeditClient {
       this.heldError = err;
       return this.lost(m.detail);
     }
-    if (FINAL.has(m.code)) return this.fail(err);
+    // A 4xxx answers one message (a lock over the limits, a viewer's lock, a
+    // message over the rate limit): the session goes on.
+    if (FINAL.has(m.code) && m.code >= 5000) return this.fail(err);
     this.on.error(err);
   }
 

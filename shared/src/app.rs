@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::events::{self, HostEvents, eventbridge::EventBridgeEvents};
 use crate::notify::{ApiGatewayNotifier, Notifier, Unconfigured};
 use crate::session::change::Head;
+use crate::session::rate::{Admission, Bucket};
 use crate::session::{SessionId, TenantId};
 use crate::store::{DynamoStore, SessionStore};
 
@@ -30,6 +31,8 @@ pub struct App {
     /// Templates this instance has built, by session: a warm function catches up
     /// by reading only the changes it missed, never the whole template again.
     heads: Mutex<HashMap<SessionId, HeadSlot>>,
+    /// Each connection's message budget on this instance (`session::rate`).
+    buckets: Mutex<HashMap<String, Bucket>>,
 }
 
 /// One session's template on this instance; the lock also lines up this
@@ -49,6 +52,9 @@ pub enum Credential {
 
 const KNOWN_CONNECTIONS_CAPACITY: usize = 10_000;
 
+/// Buckets kept before full ones (forgetting them loses nothing) are dropped.
+const BUCKETS_CAPACITY: usize = 10_000;
+
 impl App {
     pub fn new(
         config: Config,
@@ -66,7 +72,24 @@ impl App {
             api_keys,
             known_connections: Mutex::new(HashMap::new()),
             heads: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Takes one message from the connection's budget on this instance. A
+    /// connection's messages may land on several instances, so it may send up to
+    /// that many times its budget; the API's route throttling bounds the sum.
+    pub fn admit_message(&self, connection_id: &str) -> Admission {
+        let budget = self.config.message_budget;
+        let now = self.now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= BUCKETS_CAPACITY && !buckets.contains_key(connection_id) {
+            buckets.retain(|_, b| !b.is_full(budget, now));
+        }
+        buckets
+            .entry(connection_id.to_owned())
+            .or_insert_with(|| Bucket::full(budget, now))
+            .admit(budget, now)
     }
 
     /// What a Lambda function runs with: configuration from the environment and

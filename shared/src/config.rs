@@ -65,6 +65,9 @@ pub struct Config {
     /// The largest template, as compact JSON, a session holds
     /// (`COEDIT_MAX_TEMPLATE_BYTES`); changes are checked against it op by op.
     pub max_template_bytes: usize,
+    /// What one WebSocket connection may send (`COEDIT_CONNECTION_MESSAGES_PER_SECOND`,
+    /// `COEDIT_CONNECTION_MESSAGE_BURST`), counted on each function instance.
+    pub message_budget: crate::session::rate::MessageBudget,
 }
 
 /// Lambda's synchronous payload limit is 6 MB; stay under it with the event envelope.
@@ -85,6 +88,7 @@ impl Default for Config {
             event_bus_name: None,
             final_template_retention: Duration::from_secs(24 * 3600),
             max_template_bytes: crate::patch::DEFAULT_MAX_TEMPLATE_BYTES,
+            message_budget: Default::default(),
         }
     }
 }
@@ -141,6 +145,18 @@ impl Config {
                 "COEDIT_MAX_TEMPLATE_BYTES",
                 defaults.max_template_bytes as u64,
             )? as usize,
+            message_budget: crate::session::rate::MessageBudget {
+                per_second: number(
+                    "COEDIT_CONNECTION_MESSAGES_PER_SECOND",
+                    defaults.message_budget.per_second.into(),
+                )?
+                .max(1) as u32,
+                burst: number(
+                    "COEDIT_CONNECTION_MESSAGE_BURST",
+                    defaults.message_budget.burst.into(),
+                )?
+                .max(1) as u32,
+            },
         })
     }
 

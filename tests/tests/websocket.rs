@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coedit::clock::ManualClock;
-use coedit_tests::stack::{Options, Routes, Stack, ask, next, open, send};
+use coedit_tests::stack::{Options, Routes, Stack, ask, next, next_of_type, open, send};
 use futures_util::SinkExt;
 use hyper::Method;
 use serde_json::{Value, json};
@@ -304,4 +304,74 @@ async fn an_idle_connection_is_closed_like_api_gateway_does() {
         ),
         ("USER_LEFT", Some("u2"))
     );
+}
+
+/// A connection gets 50 messages at once and 20 a second after (on a clock that
+/// stands still here: 50 in all); further messages are answered 4029 with their
+/// `changeId`, and one that keeps sending (100 refusals within 10 s) is closed.
+/// Another connection of the session is not affected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_over_its_message_budget_is_refused_then_closed() {
+    let stack = start().await;
+    let (id, _) = create(&stack).await;
+    let mut ann = stack.connect(&id, 1).await;
+    let mut bob = stack.connect(&id, 2).await;
+    let _ = next(&mut ann).await; // Bob joined.
+    let sync = json!({"action": "sync", "sinceVersion": 1});
+    for _ in 0..50 {
+        assert_eq!(ask(&mut ann, &sync).await["type"], "changes");
+    }
+    let edit = json!({"action": "edit", "changeId": "over", "baseVersion": 1,
+        "patch": [{"op": "add", "path": "/page/x", "value": 1}]});
+    let refused = ask(&mut ann, &edit).await;
+    assert_eq!(
+        (refused["code"].as_u64(), refused["changeId"].as_str()),
+        (Some(4029), Some("over")),
+        "{refused}"
+    );
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("rate limited")
+    );
+    // Nothing was stored.
+    let (_, got) = stack
+        .routes
+        .call(
+            Method::GET,
+            &format!("/v1/coedit/session/{id}"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(got["version"], 1);
+    // Bob's budget is his own.
+    assert_eq!(ask(&mut bob, &sync).await["type"], "changes");
+
+    // 99 more refusals, then the 101st closes the connection with 5300.
+    for _ in 0..99 {
+        assert_eq!(ask(&mut ann, &sync).await["code"], 4029);
+    }
+    send(&mut ann, &sync).await;
+    let told = next(&mut ann).await;
+    assert_eq!(told["code"], 5300, "{told}");
+    assert!(
+        told["detail"]
+            .as_str()
+            .unwrap()
+            .contains("over the rate limit")
+    );
+    let closed = next(&mut ann).await;
+    assert!(closed.get("closed").is_some(), "{closed}");
+    // Bob hears Ann left.
+    let left = next_of_type(&mut bob, "sessionChange", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(change_type(&left), "USER_LEFT");
+
+    // Time refills the budget of a connection that slowed down.
+    advance(&stack, Duration::from_secs(3));
+    for _ in 0..50 {
+        assert_eq!(ask(&mut bob, &sync).await["type"], "changes");
+    }
 }

@@ -4,7 +4,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CoeditClient, applyPatch, HEARTBEAT_MS, RECONNECT_WINDOW_MS } from "../coedit.js";
+import { CoeditClient, applyPatch, HEARTBEAT_MS, RATE_LIMITED_RETRY_MS, RECONNECT_WINDOW_MS } from "../coedit.js";
 
 /** Timers that run only when the test advances time. */
 class FakeClock {
@@ -212,6 +212,26 @@ test("a non-recoverable error is reported at once", async () => {
   server.last.deliver({ type: "error", code: 5500, message: "Co-editing is not supported for your current plan.", detail: "", recoverable: false });
   assert.deepEqual(seen.errors.map((e) => e.code), [5500]);
   assert.equal(c.state, "failed");
+});
+
+test("a change over the rate limit is sent again later; a refused lock does not end the session", async () => {
+  const { server, clock, c, seen } = await started();
+  const ws = server.last;
+  const done = c.edit([{ op: "add", path: "/page/rows/0", value: { uuid: "r" } }]);
+  const sent = ws.sent.at(-1);
+  ws.deliver({ type: "error", code: 4029, message: "Co-editor limit reached.", detail: "rate limited: ...", recoverable: false, changeId: sent.changeId });
+  await clock.advance(RATE_LIMITED_RETRY_MS - 1);
+  assert.equal(ws.sent.filter((m) => m.changeId === sent.changeId).length, 1);
+  await clock.advance(1);
+  assert.deepEqual(ws.sent.at(-1), sent, "the same change, same changeId");
+  ws.deliver({ type: "ack", changeId: sent.changeId, version: 2 });
+  assert.deepEqual(await done, { version: 2 });
+  // 4029 and 4030 answering one message (a lock over the limits, a viewer's lock).
+  ws.deliver({ type: "error", code: 4029, message: "Co-editor limit reached.", detail: "at most 5 locks", recoverable: false });
+  ws.deliver({ type: "error", code: 4030, message: "Token not valid for this session.", detail: "viewers cannot lock", recoverable: false });
+  assert.deepEqual(seen.errors.map((e) => e.code), [4029, 4030]);
+  assert.equal(c.state, "open");
+  c.close();
 });
 
 test("a refused reconnect is explained: the session is gone (5150)", async () => {

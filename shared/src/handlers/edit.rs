@@ -11,6 +11,7 @@ use crate::error::Code;
 use crate::session::Version;
 use crate::session::change::Edit;
 use crate::session::message::{ClientMessage, MAX_MESSAGE_BYTES, ServerMessage};
+use crate::session::rate::{Admission, closed_for_flooding, rate_limited};
 use crate::usecase::presence::{self, close_with};
 use crate::usecase::{change, locks};
 
@@ -23,6 +24,9 @@ pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
         Ok(text) => text,
         Err(e) => return reply(&ServerMessage::error(&e)),
     };
+    if let Some(refused) = over_budget(app, &connection_id, &text).await {
+        return refused;
+    }
     let message = match ClientMessage::parse(&text) {
         Ok(m) => m,
         Err(e) => {
@@ -31,7 +35,7 @@ pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
         }
     };
     let result = match message {
-        ClientMessage::Ping {} => return ping::handle(app, event).await,
+        ClientMessage::Ping {} => return ping::answer(app, event).await,
         ClientMessage::Edit(m) => {
             let edit = Edit::new(
                 m.change_id.clone(),
@@ -89,6 +93,35 @@ pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
                 return ok();
             }
             reply(&ServerMessage::error(&e))
+        }
+    }
+}
+
+/// A message past the connection's budget: refused (with its `changeId`, so the
+/// client sends that change again later), or, from a connection that keeps
+/// sending while refused, closed.
+pub(super) async fn over_budget(
+    app: &App,
+    connection_id: &str,
+    text: &str,
+) -> Option<WebSocketResponse> {
+    let budget = app.config.message_budget;
+    match app.admit_message(connection_id) {
+        Admission::Admitted => None,
+        Admission::Refused => {
+            let change_id = change_id_of(text);
+            Some(reply(&ServerMessage::edit_error(
+                &rate_limited(budget),
+                change_id.as_deref(),
+            )))
+        }
+        Admission::Close => {
+            tracing::warn!(
+                connection = connection_id,
+                "closing a connection that floods"
+            );
+            close_with(app, connection_id, &closed_for_flooding(budget)).await;
+            Some(ok())
         }
     }
 }

@@ -11,6 +11,16 @@ use crate::store::TouchOutcome;
 use crate::usecase::presence::{close_with, depart, drop_stale, stale_error};
 
 pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
+    if let (Ok(connection_id), Some(text)) = (connection_id(&event), event.body.as_deref())
+        && let Some(refused) = super::edit::over_budget(app, connection_id, text).await
+    {
+        return refused;
+    }
+    answer(app, event).await
+}
+
+/// A ping whose message was counted against its connection's budget already.
+pub async fn answer(app: &App, event: WebSocketEvent) -> WebSocketResponse {
     match ping(app, &event).await {
         Ok(response) => response,
         Err(e) => reply(&ServerMessage::error(&e)),

@@ -6,6 +6,7 @@ pub mod change;
 pub mod locks;
 pub mod message;
 pub mod presence;
+pub mod rate;
 pub mod template;
 
 use std::collections::BTreeMap;
