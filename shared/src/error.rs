@@ -101,12 +101,22 @@ pub struct Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The longest detail an error carries: details quote what a client sent (a path,
+/// a field), which must not make answers and logs as long as the request.
+pub const MAX_DETAIL_BYTES: usize = 300;
+
 impl Error {
     pub fn new(code: Code, detail: impl Into<String>) -> Self {
-        Error {
-            code,
-            detail: detail.into(),
+        let mut detail = detail.into();
+        if detail.len() > MAX_DETAIL_BYTES {
+            let mut end = MAX_DETAIL_BYTES - '…'.len_utf8();
+            while !detail.is_char_boundary(end) {
+                end -= 1;
+            }
+            detail.truncate(end);
+            detail.push('…');
         }
+        Error { code, detail }
     }
 
     pub fn malformed(detail: impl Into<String>) -> Self {
@@ -168,6 +178,16 @@ mod tests {
         assert!(!Code::SessionNotFound.recoverable());
         assert_eq!(Code::SessionNotFound.http_status(), 404);
         assert_eq!(Code::TooLarge.http_status(), 413);
+    }
+
+    #[test]
+    fn details_are_cut_to_a_bounded_length_on_a_character() {
+        let long = format!("/page/{} does not exist", "é".repeat(1000));
+        let e = Error::new(Code::InvalidPatch, long.clone());
+        assert!(e.detail.len() <= MAX_DETAIL_BYTES, "{}", e.detail.len());
+        assert!(e.detail.ends_with('…'));
+        assert!(long.starts_with(e.detail.trim_end_matches('…')));
+        assert_eq!(Error::malformed("short").detail, "short");
     }
 
     #[test]

@@ -133,5 +133,7 @@ fn change_id_of(text: &str) -> Option<String> {
         return None;
     }
     let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    value.get("changeId")?.as_str().map(str::to_owned)
+    // Echoed only when it could be a change id (at most 128 bytes).
+    let id = value.get("changeId")?.as_str()?;
+    (!id.is_empty() && id.len() <= 128).then(|| id.to_owned())
 }

@@ -84,7 +84,9 @@ pub fn error_response(err: &Error) -> Response<Body> {
     if status.is_server_error() {
         tracing::error!(code = err.code.number(), detail = %err.detail, "request failed");
     } else {
-        tracing::info!(code = err.code.number(), detail = %err.detail, "request refused");
+        // A refusal's detail quotes the request: kept out of the INFO log.
+        tracing::info!(code = err.code.number(), "request refused");
+        tracing::debug!(code = err.code.number(), detail = %err.detail, "request refused");
     }
     let body = serde_json::to_string(&err.to_rest_body()).unwrap_or_else(|_| {
         r#"{"code":5001,"message":"Unexpected error occurred during co-editing.","detail":""}"#

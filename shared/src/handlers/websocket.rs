@@ -78,7 +78,9 @@ pub fn refuse(err: &Error) -> WebSocketResponse {
     if err.code.http_status() >= 500 {
         tracing::error!(code = err.code.number(), detail = %err.detail, "websocket request failed");
     } else {
-        tracing::info!(code = err.code.number(), detail = %err.detail, "websocket request refused");
+        // A refusal's detail quotes the request: kept out of the INFO log.
+        tracing::info!(code = err.code.number(), "websocket request refused");
+        tracing::debug!(code = err.code.number(), detail = %err.detail, "websocket request refused");
     }
     response(
         err.code.http_status(),
