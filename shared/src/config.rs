@@ -140,7 +140,8 @@ impl Config {
                     "COEDIT_FINAL_TEMPLATE_HOURS",
                     defaults.final_template_retention.as_secs() / 3600,
                 )? * 3600,
-            ),
+            )
+            .min(crate::session::MAX_FINAL_TEMPLATE_KEEP),
             max_template_bytes: number(
                 "COEDIT_MAX_TEMPLATE_BYTES",
                 defaults.max_template_bytes as u64,

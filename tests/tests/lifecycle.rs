@@ -300,6 +300,41 @@ async fn the_session_is_erased_a_minute_after_the_last_user_left(store: TestStor
     assert_eq!(items_left(&store, &id).await, 0);
 }
 
+/// Thirty days on, a session ends whoever is in it: one sweep tells the host
+/// (with the final template) and erases it, and its users are told it is gone.
+async fn a_session_in_use_ends_at_its_age_limit(store: TestStore) {
+    let t = TestApp::new(store.clone()).await;
+    let id = t.create_session().await;
+    let mut ann = t.connect(&id, &user(1)).await;
+    t.clock
+        .advance(coedit::session::MAX_SESSION_AGE + Duration::from_secs(60));
+    let report = sweeper::run(&t.app).await;
+    assert_eq!((report.ended, report.erased), (1, 1), "{report:?}");
+    let ended: Vec<_> = t
+        .events
+        .recent()
+        .into_iter()
+        .filter(|e| e["detail-type"] == "coedit.session.ended")
+        .collect();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0]["detail"]["sessionId"], id.as_str());
+    assert_eq!(items_left(&store, &id).await, 0);
+    t.get(&t.api_key, &id).await.assert_error(404, 5150, "");
+    // Ann's next ping finds her dropped: told (5300) and closed; her reconnect
+    // then hears the session is gone.
+    t.ping(&ann).await;
+    assert!(ann.received().iter().any(|m| m["code"] == 5300));
+    assert!(ann.was_closed());
+    let body = json!({"userId": "u1", "username": "Ann", "userColor": "#3366ff"}).to_string();
+    coedit_tests::call(
+        &t.app,
+        coedit::handlers::join_session::handle,
+        coedit_tests::Event::join_session(Some(&t.api_key), &id, body),
+    )
+    .await
+    .assert_error(404, 5150, "");
+}
+
 async fn a_session_nobody_joins_is_erased_too(store: TestStore) {
     let t = TestApp::new(store.clone()).await;
     let id = t.create_session().await;
@@ -665,6 +700,7 @@ both_stores!(
     heartbeat_drops_the_silent_and_releases_their_locks,
     the_session_is_erased_a_minute_after_the_last_user_left,
     a_session_nobody_joins_is_erased_too,
+    a_session_in_use_ends_at_its_age_limit,
     disconnects_late_twice_or_never,
     gone_connections_are_dropped_during_a_broadcast,
     a_store_fault_while_joining_is_5100_and_writes_nothing,

@@ -47,6 +47,8 @@ every_store!(
     a_reported_version_only_moves_forward,
     a_log_read_stops_at_its_byte_budget,
     compaction_keeps_every_fifth_snapshot_to_rebuild_older_versions,
+    a_long_session_is_erased_a_page_at_a_time_newest_first,
+    a_session_ends_at_its_age_limit_with_people_in_it,
 );
 
 fn tenant() -> TenantId {
@@ -389,6 +391,117 @@ async fn compaction_keeps_every_fifth_snapshot_to_rebuild_older_versions(store: 
         };
         assert_eq!(template, expected, "at {wanted}");
     }
+}
+
+/// A session whose log is longer than one erase call deletes is erased over
+/// several calls, newest first (each call goes on from what is left), then whole,
+/// with its connections' lookups. On DynamoDB every item carries the TTL that
+/// would reclaim it were the sweeper never to come.
+async fn a_long_session_is_erased_a_page_at_a_time_newest_first(test_store: TestStore) {
+    use coedit::store::ERASE_PAGE;
+    let store = test_store.store();
+    let id = session(&store).await;
+    let last = ERASE_PAGE as u64 + 121;
+    let versions: Vec<u64> = (2..=last).collect();
+    for chunk in versions.chunks(50) {
+        futures_util::future::join_all(chunk.iter().map(|&v| {
+            let e = entry(
+                v,
+                &format!("c{v}"),
+                serde_json::json!([{"op": "add", "path": "/page/x", "value": v}]),
+            );
+            let store = store.clone();
+            let id = id.clone();
+            async move { store.append_change(&id, &e).await.unwrap() }
+        }))
+        .await;
+    }
+    assert_eq!(store.head_version(&id).await.unwrap(), Some(Version(last)));
+    // Someone still listed when it is ended (a client gone without a word).
+    store.join(&seat(&id, 1, 5, now())).await.unwrap();
+    if let TestStore::Dynamo(d) = &test_store {
+        let out = d
+            .client()
+            .query()
+            .table_name(d.table())
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(
+                    coedit::store::dynamo::keys::session_pk(&id),
+                ),
+            )
+            .send()
+            .await
+            .unwrap();
+        let floor = now().plus(coedit::session::RECLAIM_AFTER).millis() / 1000 - 3600;
+        let items = out.items();
+        assert!(!items.is_empty());
+        for item in items {
+            let ttl: i64 = item["ttl"].as_n().unwrap().parse().unwrap();
+            assert!(ttl >= floor, "{:?} has ttl {ttl}", item["sk"]);
+        }
+    }
+    let at = now().plus(coedit::session::MAX_SESSION_AGE);
+    let state = store.read_expired(&id, at).await.unwrap().unwrap();
+    store
+        .mark_ended(&state.session, Ended { at, kept_until: at })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.erase_session(&id, at).await.unwrap(),
+        EraseOutcome::MoreLeft
+    );
+    // Newest first: the head went down by a page.
+    assert_eq!(
+        store.head_version(&id).await.unwrap(),
+        Some(Version(last - ERASE_PAGE as u64))
+    );
+    assert_eq!(
+        store.erase_session(&id, at).await.unwrap(),
+        EraseOutcome::Erased
+    );
+    assert_eq!(items_left(&test_store, id.as_str()).await, 0);
+    assert_eq!(store.find_connection(&conn(&id, 1)).await.unwrap(), None);
+    assert_eq!(
+        store.erase_session(&id, at).await.unwrap(),
+        EraseOutcome::NotDue
+    );
+}
+
+/// Past `MAX_SESSION_AGE` a session is over even with people in it: not live,
+/// refusing seats, and its end can be told and it erased.
+async fn a_session_ends_at_its_age_limit_with_people_in_it(store: TestStore) {
+    use coedit::session::MAX_SESSION_AGE;
+    let store = store.store();
+    let id = session(&store).await;
+    assert_eq!(
+        store.join(&seat(&id, 1, 5, now())).await.unwrap(),
+        JoinOutcome::Joined
+    );
+    let before = now().plus(MAX_SESSION_AGE).millis() - 1000;
+    assert!(
+        store
+            .read_members(&id, Timestamp(before))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let at = now().plus(MAX_SESSION_AGE).plus(Duration::from_secs(1));
+    assert!(store.read_members(&id, at).await.unwrap().is_none());
+    assert_eq!(
+        store.join(&seat(&id, 2, 5, at)).await.unwrap(),
+        JoinOutcome::NotFound
+    );
+    let state = store.read_expired(&id, at).await.unwrap().unwrap();
+    store
+        .mark_ended(&state.session, Ended { at, kept_until: at })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.erase_session(&id, at).await.unwrap(),
+        EraseOutcome::Erased
+    );
 }
 
 async fn the_log_takes_each_version_once_and_reads_back_in_order(store: TestStore) {

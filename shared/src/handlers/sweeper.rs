@@ -22,6 +22,11 @@ const BATCH: usize = 100;
 /// The most batches one run handles, so a run ends well inside its timeout.
 const MAX_BATCHES: usize = 50;
 
+/// How long one run starts new work: the function's timeout is 60 s, and one more
+/// page of an erasure or one more batch takes a few seconds at most. A session
+/// left half-erased stays due and is finished by the next run.
+pub const RUN_BUDGET: Duration = Duration::from_secs(40);
+
 /// The schedule's event; its contents do not matter.
 pub type ScheduleEvent = serde_json::Value;
 
@@ -41,8 +46,12 @@ pub struct SweepReport {
 }
 
 pub async fn run(app: &App) -> SweepReport {
+    let deadline = tokio::time::Instant::now() + RUN_BUDGET;
     let mut report = SweepReport::default();
     for _ in 0..MAX_BATCHES {
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
         let due = match app.store.sweep_due(app.now(), BATCH).await {
             Ok(due) => due,
             Err(e) => {
@@ -52,7 +61,7 @@ pub async fn run(app: &App) -> SweepReport {
             }
         };
         let count = due.len();
-        let done = join_all(due.iter().map(|task| sweep(app, task))).await;
+        let done = join_all(due.iter().map(|task| sweep(app, task, deadline))).await;
         for outcome in done {
             match outcome {
                 Ok(r) => {
@@ -78,25 +87,17 @@ pub async fn run(app: &App) -> SweepReport {
     report
 }
 
-async fn sweep(app: &App, task: &SweepTask) -> Result<SweepReport> {
+async fn sweep(app: &App, task: &SweepTask, deadline: tokio::time::Instant) -> Result<SweepReport> {
     let now = app.now();
     let mut report = SweepReport::default();
     match task {
-        SweepTask::Erase(id) => {
-            // The host hears of the end, with the final template, before anything
-            // is erased; a failed publish leaves the session for the next sweep.
-            if host::end_session(app, id).await? {
-                report.ended = 1;
-            }
-            if app.store.erase_session(id, now).await? == EraseOutcome::Erased {
-                tracing::info!(session = %id, "expired session erased");
-                report.erased = 1;
-            }
-        }
+        SweepTask::Erase(id) => end_and_erase(app, id, deadline, &mut report).await?,
         SweepTask::CheckPresence(id) => {
             report.checked = 1;
             report.reclaimed = app.store.reclaim_seats(id, now).await?;
             let Some(members) = app.store.read_members(id, now).await? else {
+                // Not live any more: past its age with people in it (or gone).
+                end_and_erase(app, id, deadline, &mut report).await?;
                 return Ok(report);
             };
             report.dropped = drop_stale(app, &members).await?;
@@ -120,6 +121,35 @@ async fn sweep(app: &App, task: &SweepTask) -> Result<SweepReport> {
         }
     }
     Ok(report)
+}
+
+/// Tells the host of a session's end (with the final template) before anything is
+/// erased, then erases it a page at a time while the run has time; a failed
+/// publish, or a session too large for this run, is left for the next.
+async fn end_and_erase(
+    app: &App,
+    id: &crate::session::SessionId,
+    deadline: tokio::time::Instant,
+    report: &mut SweepReport,
+) -> Result<()> {
+    if host::end_session(app, id).await? {
+        report.ended += 1;
+    }
+    loop {
+        match app.store.erase_session(id, app.now()).await? {
+            EraseOutcome::Erased => {
+                tracing::info!(session = %id, "expired session erased");
+                report.erased += 1;
+                return Ok(());
+            }
+            EraseOutcome::NotDue => return Ok(()),
+            EraseOutcome::MoreLeft if tokio::time::Instant::now() < deadline => {}
+            EraseOutcome::MoreLeft => {
+                tracing::info!(session = %id, "erasing goes on in the next run");
+                return Ok(());
+            }
+        }
+    }
 }
 
 /// The sweeper runs once a minute; looking sooner than this gains nothing.

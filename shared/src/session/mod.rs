@@ -25,6 +25,23 @@ pub use template::Template;
 /// user left (docs/PROTOCOL.md, Lifecycle).
 pub const EMPTY_SESSION_LIFETIME: Duration = Duration::from_secs(60);
 
+/// A session ends this long after it started, however busy it is: its users are
+/// told it is gone (5150) and the host's start-by-key begins the next one from its
+/// final template and version. It bounds how long any item of a session must live.
+pub const MAX_SESSION_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The longest a final template is kept for the host after the end
+/// (`COEDIT_FINAL_TEMPLATE_HOURS` at most).
+pub const MAX_FINAL_TEMPLATE_KEEP: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// DynamoDB's TTL may reclaim an item of a session this long after it was written:
+/// by then the session has ended (`MAX_SESSION_AGE`), its final template is no
+/// longer kept, and the sweeper has had a week to erase it. A backstop: were the
+/// sweeper down, nothing of a session would stay for good.
+pub const RECLAIM_AFTER: Duration = Duration::from_secs(
+    MAX_SESSION_AGE.as_secs() + MAX_FINAL_TEMPLATE_KEEP.as_secs() + 7 * 24 * 3600,
+);
+
 /// A connection that has not pinged for this long is not present any more
 /// (5 missed pings at 10 s).
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(50);
@@ -262,9 +279,15 @@ pub struct Ended {
 }
 
 impl Session {
-    /// Expiry is decided here, not by DynamoDB's TTL, which deletes late.
+    /// Expiry is decided here, not by DynamoDB's TTL, which deletes late: empty
+    /// past its countdown, or older than `MAX_SESSION_AGE`.
     pub fn is_expired(&self, now: Timestamp) -> bool {
-        self.expires_at.is_some_and(|at| now >= at)
+        self.expires_at.is_some_and(|at| now >= at) || now >= self.aged_out_at()
+    }
+
+    /// When the session ends, however busy: `MAX_SESSION_AGE` after it started.
+    pub fn aged_out_at(&self) -> Timestamp {
+        self.created_at.plus(MAX_SESSION_AGE)
     }
 
     /// Expired, its end told to the host, and no longer kept for it.

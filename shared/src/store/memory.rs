@@ -10,9 +10,9 @@ use async_trait::async_trait;
 
 use super::snapshot::{Snapshot, is_kept};
 use super::{
-    ApiKeyStore, AppendOutcome, Catchup, CreateOutcome, EraseOutcome, JoinOutcome, LeaveOutcome,
-    LockOutcome, LockStore, PresenceStore, ReleaseOutcome, RevokeOutcome, Seat, SessionLogStore,
-    SnapshotOutcome, SnapshotStore, SweepStore, SweepTask, TouchOutcome,
+    ApiKeyStore, AppendOutcome, Catchup, CreateOutcome, ERASE_PAGE, EraseOutcome, JoinOutcome,
+    LeaveOutcome, LockOutcome, LockStore, PresenceStore, ReleaseOutcome, RevokeOutcome, Seat,
+    SessionLogStore, SnapshotOutcome, SnapshotStore, SweepStore, SweepTask, TouchOutcome,
 };
 use crate::api_key::{ApiKeyRecord, KeyHash};
 use crate::clock::Timestamp;
@@ -538,23 +538,27 @@ impl SweepStore for MemoryStore {
 
     async fn erase_session(&self, id: &SessionId, now: Timestamp) -> Result<EraseOutcome> {
         let mut inner = self.lock();
-        let expired = inner
-            .sessions
-            .get(id)
-            .is_some_and(|s| s.session.is_due_for_erasure(now));
-        if expired {
-            if let Some(stored) = inner.sessions.remove(id) {
-                for connection in stored.connections.keys() {
-                    inner.connections.remove(connection);
-                }
+        let Some(stored) = inner.sessions.get_mut(id) else {
+            return Ok(EraseOutcome::NotDue);
+        };
+        if !stored.session.is_due_for_erasure(now) {
+            return Ok(EraseOutcome::NotDue);
+        }
+        // As DynamoDB's: the log newest first, a page at a time.
+        if stored.history.len() > ERASE_PAGE {
+            for _ in 0..ERASE_PAGE {
+                stored.history.pop_last();
             }
             self.wrote();
+            return Ok(EraseOutcome::MoreLeft);
         }
-        Ok(if expired {
-            EraseOutcome::Erased
-        } else {
-            EraseOutcome::NotDue
-        })
+        if let Some(stored) = inner.sessions.remove(id) {
+            for connection in stored.connections.keys() {
+                inner.connections.remove(connection);
+            }
+        }
+        self.wrote();
+        Ok(EraseOutcome::Erased)
     }
 }
 

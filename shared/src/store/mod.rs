@@ -307,10 +307,17 @@ pub enum ReleaseOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EraseOutcome {
     Erased,
+    /// `ERASE_PAGE` items were deleted, newest first, and more are left: call
+    /// again (the session stays due, so a later sweep goes on where this stopped).
+    MoreLeft,
     /// Missing, not expired (somebody rejoined), its end not yet told or its
     /// final template still kept: nothing was deleted.
     NotDue,
 }
+
+/// Most items one `erase_session` call deletes, so a call's time is bounded
+/// however long the session's log.
+pub const ERASE_PAGE: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RevokeOutcome {

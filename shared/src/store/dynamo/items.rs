@@ -73,8 +73,21 @@ pub fn number(item: &Item, name: &str) -> Result<u64> {
 }
 
 /// A tenant's claim on a template key: the session it names.
+/// A key of an item of a session, with the TTL that reclaims it were the sweeper
+/// never to erase it (`session::RECLAIM_AFTER` from now: the real time, whatever
+/// clock the caller runs on).
+pub fn session_key(pk: String, sk: impl Into<String>) -> Item {
+    use crate::clock::Clock as _;
+    let mut item = key(pk, sk);
+    let reclaim = crate::clock::SystemClock
+        .now()
+        .plus(crate::session::RECLAIM_AFTER);
+    item.insert("ttl".into(), n(reclaim.epoch_seconds_ceil()));
+    item
+}
+
 pub fn template_claim_item(session: &Session, template_key: &TemplateKey) -> Item {
-    let mut item = key(
+    let mut item = session_key(
         keys::template_claim_pk(&session.tenant, template_key),
         keys::TEMPLATE_CLAIM,
     );
@@ -91,7 +104,7 @@ pub fn session_of_claim(item: &Item) -> Result<SessionId> {
 /// The session's head as first written: the session itself, its snapshot's size
 /// and no seats taken.
 pub fn meta_item(session: &Session, snapshot_parts: usize, snapshot_bytes: usize) -> Item {
-    let mut item = key(keys::session_pk(&session.id), keys::META);
+    let mut item = session_key(keys::session_pk(&session.id), keys::META);
     item.extend([
         ("tenant".into(), s(session.tenant.as_str())),
         ("firstVersion".into(), n(session.first_version.0)),
@@ -108,8 +121,6 @@ pub fn meta_item(session: &Session, snapshot_parts: usize, snapshot_bytes: usize
     }
     if let Some(at) = session.expires_at {
         item.insert("expiresAt".into(), n(at.millis()));
-        // The TTL only reclaims space, late; expiry itself is `Session::is_expired`.
-        item.insert("ttl".into(), n(at.epoch_seconds_ceil()));
         // The sparse index the sweeper reads to erase sessions on time.
         item.insert(
             "sweepShard".into(),
@@ -184,7 +195,7 @@ pub fn snapshot_size(meta: &Item) -> Result<(usize, usize)> {
 pub fn history_item(id: &SessionId, entry: &HistoryEntry) -> Result<Item> {
     let text = serde_json::to_string(entry)
         .map_err(|e| Error::unexpected(format!("serializing a history entry: {e}")))?;
-    let mut item = key(keys::session_pk(id), keys::history_sk(entry.version));
+    let mut item = session_key(keys::session_pk(id), keys::history_sk(entry.version));
     item.insert("changeId".into(), s(&entry.change_id));
     item.insert("entry".into(), s(text));
     if let Some(connection) = &entry.connection {
@@ -226,7 +237,7 @@ pub fn part_items(id: &SessionId, version: Version, snapshot: &Snapshot) -> Vec<
         .iter()
         .enumerate()
         .map(|(index, part)| {
-            let mut item = key(pk.clone(), keys::part_sk(version, index));
+            let mut item = session_key(pk.clone(), keys::part_sk(version, index));
             item.insert("part".into(), AttributeValue::B(Blob::new(part.as_slice())));
             if index == 0 {
                 item.insert("snapParts".into(), n(snapshot.parts.len()));
@@ -283,7 +294,7 @@ pub fn seat_map(role: Role) -> &'static str {
 }
 
 pub fn connection_item(id: &SessionId, c: &Connection) -> Item {
-    let mut item = key(keys::session_pk(id), keys::connection_sk(&c.id));
+    let mut item = session_key(keys::session_pk(id), keys::connection_sk(&c.id));
     item.extend(user_attributes(&c.user));
     item.insert("connectedAt".into(), n(c.connected_at.millis()));
     item.insert("lastSeen".into(), n(c.last_seen.millis()));
@@ -304,7 +315,7 @@ pub fn connection_from_item(item: &Item) -> Result<Connection> {
 
 /// The reverse lookup: which session a connection is in.
 pub fn connection_lookup_item(connection_id: &str, id: &SessionId) -> Item {
-    let mut item = key(keys::connection_pk(connection_id), keys::CONNECTION_LOOKUP);
+    let mut item = session_key(keys::connection_pk(connection_id), keys::CONNECTION_LOOKUP);
     item.insert("session".into(), s(id.as_str()));
     item
 }
@@ -315,7 +326,7 @@ pub fn session_of_lookup(item: &Item) -> Result<SessionId> {
 }
 
 pub fn lock_item(id: &SessionId, lock: &Lock) -> Item {
-    let mut item = key(keys::session_pk(id), keys::lock_sk(&lock.element));
+    let mut item = session_key(keys::session_pk(id), keys::lock_sk(&lock.element));
     item.extend(user_attributes(&lock.user));
     item.insert("holder".into(), s(&lock.connection_id));
     item.insert("since".into(), n(lock.since.millis()));

@@ -47,16 +47,17 @@ impl PresenceStore for DynamoStore {
         let map = seat_map(role);
         let claimed = self
             .update_meta(id)
-            .update_expression("SET #map.#c = :now REMOVE expiresAt, #ttl")
+            .update_expression("SET #map.#c = :now REMOVE expiresAt")
             .condition_expression(
                 "attribute_exists(pk) AND tenant = :tenant AND size(#map) < :max \
                  AND attribute_not_exists(#map.#c) \
-                 AND (attribute_not_exists(expiresAt) OR expiresAt > :now)",
+                 AND (attribute_not_exists(expiresAt) OR expiresAt > :now) \
+                 AND createdAt > :born_after",
             )
             .expression_attribute_names("#map", map)
             .expression_attribute_names("#c", &c.id)
-            .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":now", n(seat.now.millis()))
+            .expression_attribute_values(":born_after", n(born_after(seat.now)))
             .expression_attribute_values(":tenant", s(seat.tenant.as_str()))
             .expression_attribute_values(":max", n(presence::seat_limit(role, seat.max_editors)))
             .return_values(ReturnValue::AllNew)
@@ -338,16 +339,12 @@ impl DynamoStore {
         let at = now.plus(EMPTY_SESSION_LIFETIME);
         let out = self
             .update_meta(id)
-            .update_expression(
-                "SET expiresAt = :at, #ttl = :ttl, sweepShard = :shard, sweepAt = :at",
-            )
+            .update_expression("SET expiresAt = :at, sweepShard = :shard, sweepAt = :at")
             .condition_expression(
                 "attribute_exists(pk) AND size(seated) = :zero \
                  AND (attribute_not_exists(watching) OR size(watching) = :zero)",
             )
-            .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":at", n(at.millis()))
-            .expression_attribute_values(":ttl", n(at.epoch_seconds_ceil()))
             .expression_attribute_values(":shard", s(keys::sweep_shard(SweepKind::Erase, id)))
             .expression_attribute_values(":zero", n(0))
             .send()
@@ -355,6 +352,11 @@ impl DynamoStore {
         self.precondition(out, "starting the countdown to erasure")?;
         Ok(())
     }
+}
+
+/// Sessions created at or before this are past `MAX_SESSION_AGE` at `now`.
+pub(super) fn born_after(now: Timestamp) -> i64 {
+    now.millis() - crate::session::MAX_SESSION_AGE.as_millis() as i64
 }
 
 /// Why the seat write's condition failed, from the head as it was.

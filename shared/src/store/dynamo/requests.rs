@@ -211,6 +211,43 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// Up to `limit` sort keys of one partition in `lo..=hi`, in either order, and
+    /// whether more are left: one Query page reading keys only (DynamoDB still
+    /// charges for whole items read, but nothing else is carried back).
+    pub(super) async fn sort_keys(
+        &self,
+        pk: &str,
+        lo: &str,
+        hi: &str,
+        limit: usize,
+        ascending: bool,
+    ) -> Result<(Vec<String>, bool)> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":lo", s(lo))
+            .expression_attribute_values(":hi", s(hi))
+            .projection_expression("sk")
+            .scan_index_forward(ascending)
+            .consistent_read(true)
+            .limit(limit.min(1000) as i32)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| store_error("reading keys", e))?;
+        self.meter.read(out.consumed_capacity());
+        let keys = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| super::items::sk(i).map(str::to_owned))
+            .collect();
+        Ok((keys, out.last_evaluated_key.is_some()))
+    }
+
     /// The items of one partition whose sort keys lie in `lo..=hi`, in order, all
     /// pages or the first `limit` items. Strongly consistent: readers must see what
     /// a write acknowledged a moment ago.

@@ -7,13 +7,13 @@ use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 use futures_util::future::join_all;
 
 use super::DynamoStore;
-use super::items::{find_meta, n, s, session_from_meta, sk};
+use super::items::{n, s, session_from_meta};
 use super::keys::{self, SWEEP_SHARDS, SweepKind};
 use super::requests::{Precondition, store_error};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::session::{Ended, Session, SessionId, Version};
-use crate::store::{EraseOutcome, SessionLogStore, SweepStore, SweepTask};
+use crate::store::{ERASE_PAGE, EraseOutcome, SweepStore, SweepTask};
 
 #[async_trait]
 impl SweepStore for DynamoStore {
@@ -79,12 +79,13 @@ impl SweepStore for DynamoStore {
         let id = &session.id;
         let out = self
             .update_meta(id)
-            .update_expression("SET endedAt = :at, keptUntil = :kept, sweepAt = :kept, #ttl = :ttl")
-            .condition_expression("attribute_exists(pk) AND expiresAt <= :at")
-            .expression_attribute_names("#ttl", "ttl")
+            .update_expression("SET endedAt = :at, keptUntil = :kept, sweepAt = :kept")
+            .condition_expression(
+                "attribute_exists(pk) AND (expiresAt <= :at OR createdAt <= :born_after)",
+            )
             .expression_attribute_values(":at", n(ended.at.millis()))
             .expression_attribute_values(":kept", n(ended.kept_until.millis()))
-            .expression_attribute_values(":ttl", n(ended.kept_until.epoch_seconds_ceil()))
+            .expression_attribute_values(":born_after", n(super::presence::born_after(ended.at)))
             .send()
             .await;
         if self.precondition(out, "marking a session ended")? == Precondition::Failed {
@@ -133,31 +134,41 @@ impl SweepStore for DynamoStore {
     /// next sweep.
     async fn erase_session(&self, id: &SessionId, now: Timestamp) -> Result<EraseOutcome> {
         let pk = keys::session_pk(id);
-        let rest = self
-            .query_range(
-                &pk,
-                keys::MEMBERS_START,
-                keys::PARTS_END,
-                None,
-                "reading a session to erase",
-            )
-            .await?;
-        let Some(meta) = find_meta(&rest) else {
+        let Some(meta) = self
+            .get_item(pk.clone(), keys::META, "reading a session to erase")
+            .await?
+        else {
             return Ok(EraseOutcome::NotDue);
         };
-        let session = session_from_meta(id, meta)?;
+        let session = session_from_meta(id, &meta)?;
         if !session.is_due_for_erasure(now) {
             return Ok(EraseOutcome::NotDue);
         }
-        let head = self.head_version(id).await?.unwrap_or(Version(0));
-        let mut doomed: Vec<String> = rest
-            .iter()
-            .filter_map(sk)
-            .filter(|k| *k != keys::META)
-            .map(str::to_owned)
-            .collect();
-        doomed.extend((session.first_version.0..=head.0).map(|v| keys::history_sk(Version(v))));
-        self.delete_all(&pk, &doomed, "erasing a session").await?;
+        // The log newest first, then connections, locks and snapshot parts; the
+        // head last, so a session erased half-way stays due and the next call goes
+        // on from what is left (the keys are read again: nothing is deleted twice).
+        let ranges = [
+            (keys::HISTORY_START, keys::HISTORY_END, false),
+            (keys::MEMBERS_START, keys::PARTS_END, true),
+        ];
+        for (lo, hi, ascending) in ranges {
+            let (found, more) = self.sort_keys(&pk, lo, hi, ERASE_PAGE, ascending).await?;
+            let doomed: Vec<String> = found.into_iter().filter(|k| k != keys::META).collect();
+            self.delete_all(&pk, &doomed, "erasing a session").await?;
+            // A connection's lookup item lives in its own partition.
+            for connection in doomed.iter().filter_map(|k| keys::connection_of(k)) {
+                let lookup = [keys::CONNECTION_LOOKUP.to_owned()];
+                self.delete_all(
+                    &keys::connection_pk(connection),
+                    &lookup,
+                    "erasing a session",
+                )
+                .await?;
+            }
+            if more {
+                return Ok(EraseOutcome::MoreLeft);
+            }
+        }
 
         let out = self
             .client
@@ -165,7 +176,8 @@ impl SweepStore for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(&pk))
             .key("sk", s(keys::META))
-            .condition_expression("expiresAt <= :now AND keptUntil <= :now")
+            // Ended (which required it expired) and no longer kept.
+            .condition_expression("keptUntil <= :now")
             .expression_attribute_values(":now", n(now.millis()))
             .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
