@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod handlers;
+pub mod metrics;
 pub mod notify;
 pub mod patch;
 pub mod session;

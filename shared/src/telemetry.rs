@@ -17,6 +17,12 @@ fn level_filter() -> Targets {
 }
 
 pub fn init_for_lambda() {
+    if let Some(namespace) = std::env::var("COEDIT_METRICS_NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty())
+    {
+        crate::metrics::enable(namespace);
+    }
     let format = tracing_subscriber::fmt::layer()
         .json()
         .with_target(false)

@@ -60,6 +60,7 @@ async fn connect(app: &App, event: &WebSocketEvent) -> Result<()> {
         JoinOutcome::Joined => {}
         JoinOutcome::NotFound => return Err(Error::session_not_found()),
         JoinOutcome::Full => {
+            crate::metrics::record(crate::metrics::Metric::SeatRefusals, 1);
             return Err(presence::no_free_seat(grant.user.role, grant.max_editors));
         }
     }

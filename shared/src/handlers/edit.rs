@@ -4,7 +4,8 @@
 
 use super::ping;
 use super::websocket::{
-    WebSocketEvent, WebSocketResponse, body, connection_id, ok, refuse, reply, reply_json,
+    WebSocketEvent, WebSocketResponse, answer_error, body, connection_id, ok, refuse, reply,
+    reply_json,
 };
 use crate::app::App;
 use crate::error::Code;
@@ -22,7 +23,7 @@ pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
     };
     let text = match body(&event) {
         Ok(text) => text,
-        Err(e) => return reply(&ServerMessage::error(&e)),
+        Err(e) => return answer_error(&e, None),
     };
     if let Some(refused) = over_budget(app, &connection_id, &text).await {
         return refused;
@@ -31,7 +32,7 @@ pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
         Ok(m) => m,
         Err(e) => {
             let change_id = change_id_of(&text);
-            return reply(&ServerMessage::edit_error(&e, change_id.as_deref()));
+            return answer_error(&e, change_id.as_deref());
         }
     };
     let result = match message {
@@ -59,7 +60,7 @@ pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
             .or_else(|e| match e.code {
                 // Not in the session any more: told and closed below.
                 Code::ConnectionLost => Err(e),
-                _ => Ok(reply(&ServerMessage::edit_error(&e, Some(&m.change_id)))),
+                _ => Ok(answer_error(&e, Some(&m.change_id))),
             })
         }
         ClientMessage::Lock { target } => {
@@ -92,7 +93,7 @@ pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
                 close_with(app, &connection_id, &e).await;
                 return ok();
             }
-            reply(&ServerMessage::error(&e))
+            answer_error(&e, None)
         }
     }
 }
@@ -110,10 +111,7 @@ pub(super) async fn over_budget(
         Admission::Admitted => None,
         Admission::Refused => {
             let change_id = change_id_of(text);
-            Some(reply(&ServerMessage::edit_error(
-                &rate_limited(budget),
-                change_id.as_deref(),
-            )))
+            Some(answer_error(&rate_limited(budget), change_id.as_deref()))
         }
         Admission::Close => {
             tracing::warn!(

@@ -79,6 +79,7 @@ pub fn json_response(status: StatusCode, json: String) -> Response<Body> {
 
 /// The REST answer for a protocol error: its HTTP status and `{code, message, detail}`.
 pub fn error_response(err: &Error) -> Response<Body> {
+    crate::metrics::refused(err);
     let status =
         StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if status.is_server_error() {

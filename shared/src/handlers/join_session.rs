@@ -55,6 +55,7 @@ async fn join(app: &App, req: &Request) -> Result<Response<Body>> {
     let role = user.role;
     let limit = presence::seat_limit(role, caller.max_editors);
     if members.present(now).filter(|c| c.user.role == role).count() >= limit as usize {
+        crate::metrics::record(crate::metrics::Metric::SeatRefusals, 1);
         return Err(presence::no_free_seat(role, caller.max_editors));
     }
 

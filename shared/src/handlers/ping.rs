@@ -2,7 +2,9 @@
 //! `pong` with the session's version, and drops members that went stale. A
 //! connection that was itself dropped, or went stale, is told so (5300) and closed.
 
-use super::websocket::{WebSocketEvent, WebSocketResponse, body, connection_id, ok, refuse, reply};
+use super::websocket::{
+    WebSocketEvent, WebSocketResponse, answer_error, body, connection_id, ok, refuse, reply,
+};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::session::message::{ClientMessage, ServerMessage};
@@ -23,7 +25,7 @@ pub async fn handle(app: &App, event: WebSocketEvent) -> WebSocketResponse {
 pub async fn answer(app: &App, event: WebSocketEvent) -> WebSocketResponse {
     match ping(app, &event).await {
         Ok(response) => response,
-        Err(e) => reply(&ServerMessage::error(&e)),
+        Err(e) => answer_error(&e, None),
     }
 }
 

@@ -84,6 +84,14 @@ pub async fn run(app: &App) -> SweepReport {
         }
     }
     tracing::info!(?report, "sweep done");
+    use crate::metrics::{Metric, record_all};
+    record_all(&[
+        (Metric::SweepEnded, report.ended as u64),
+        (Metric::SweepErased, report.erased as u64),
+        (Metric::SweepDropped, report.dropped as u64),
+        (Metric::SweepUpdated, report.updated as u64),
+        (Metric::SweepFailures, report.failed as u64),
+    ]);
     report
 }
 

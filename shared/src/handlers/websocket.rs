@@ -73,8 +73,16 @@ pub fn reply_json(message: String) -> WebSocketResponse {
     response(200, Some(message))
 }
 
+/// A message answered with an error (with the `changeId` of the change it
+/// refuses), counted by its code.
+pub fn answer_error(err: &Error, change_id: Option<&str>) -> WebSocketResponse {
+    crate::metrics::refused(err);
+    reply(&ServerMessage::edit_error(err, change_id))
+}
+
 /// Refused: the error's HTTP status and the protocol's error message.
 pub fn refuse(err: &Error) -> WebSocketResponse {
+    crate::metrics::refused(err);
     if err.code.http_status() >= 500 {
         tracing::error!(code = err.code.number(), detail = %err.detail, "websocket request failed");
     } else {

@@ -42,7 +42,10 @@ pub async fn broadcast(notifier: &dyn Notifier, targets: &[&str], message: &str)
     for (id, outcome) in join_all(sends).await {
         match outcome {
             Ok(Delivery::Sent) => {}
-            Ok(Delivery::Gone) => gone.push(id.to_owned()),
+            Ok(Delivery::Gone) => {
+                crate::metrics::record(crate::metrics::Metric::GoneConnections, 1);
+                gone.push(id.to_owned())
+            }
             Err(e) => {
                 tracing::warn!(code = e.code.number(), detail = %e.detail, "a message could not be delivered")
             }

@@ -58,6 +58,7 @@ pub async fn submit(
             applied: None,
         }),
         Accepted::New(entry, members) => {
+            crate::metrics::record(crate::metrics::Metric::Changes, 1);
             let skip = match sender {
                 Sender::Connection(connection_id) => Some(*connection_id),
                 Sender::User(_) => None,
@@ -252,6 +253,7 @@ async fn broadcast_change(
         .map(|c| c.id.as_str())
         .filter(|c| Some(*c) != skip)
         .collect();
+    crate::metrics::record(crate::metrics::Metric::FanOut, targets.len() as u64);
     let gone = notify::broadcast(app.notifier.as_ref(), &targets, &message).await;
     drop_gone(app, members, gone_for_good(members, gone, now)).await;
 }

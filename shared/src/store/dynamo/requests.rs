@@ -379,6 +379,7 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
+    crate::metrics::record(crate::metrics::Metric::StoreFaults, 1);
     const UNAVAILABLE: &[&str] = &[
         "ThrottlingException",
         "ProvisionedThroughputExceededException",
