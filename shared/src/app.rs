@@ -140,6 +140,20 @@ impl App {
         }
     }
 
+    /// The user behind `Authorization: Bearer <join token>`, for routes only a
+    /// user may call: an API key is refused as such without being looked up (the
+    /// functions of those routes may not read API keys at all).
+    pub fn join_grant(&self, authorization: Option<&str>) -> Result<JoinGrant> {
+        let credential = bearer(authorization)?;
+        if is_api_key(credential) {
+            return Err(Error::new(
+                crate::error::Code::TokenNotValid,
+                "a change is made by a user: send it with that user's join token",
+            ));
+        }
+        self.verify_join_token(credential)
+    }
+
     pub fn verify_join_token(&self, token: &str) -> Result<JoinGrant> {
         join_token::verify(self.config.signing_secret()?, token, self.now())
     }

@@ -7,8 +7,8 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 
 use super::http::{authorization, body_bytes, json_response, parse_json_object, respond};
-use crate::app::{App, Credential};
-use crate::error::{Code, Error, Result};
+use crate::app::App;
+use crate::error::{Error, Result};
 use crate::session::SessionId;
 use crate::session::change::{Edit, MAX_ENTRY_BYTES};
 use crate::session::message::{EditMessage, ServerMessage};
@@ -19,15 +19,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 }
 
 async fn post(app: &App, req: &Request) -> Result<Response<Body>> {
-    let grant = match app.credential(authorization(req)).await? {
-        Credential::JoinToken(grant) => grant,
-        Credential::ApiKey(_) => {
-            return Err(Error::new(
-                Code::TokenNotValid,
-                "a change is made by a user: send it with that user's join token",
-            ));
-        }
-    };
+    let grant = app.join_grant(authorization(req))?;
     let id = req
         .path_parameters()
         .first("id")
