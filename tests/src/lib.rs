@@ -528,6 +528,24 @@ pub async fn items_left(store: &TestStore, id: &str) -> usize {
     }
 }
 
+/// The repository's root (`infra/`, `docs/`, `clients/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The environment variables the functions' configuration reads, as it reads them.
+pub fn config_variables() -> Vec<String> {
+    let asked = std::sync::Mutex::new(Vec::new());
+    let _ = coedit::config::Config::from_lookup(|name| {
+        asked.lock().unwrap().push(name.to_owned());
+        None
+    });
+    asked.into_inner().unwrap()
+}
+
 pub fn fixtures_dir() -> PathBuf {
     std::env::var_os("COEDIT_FIXTURES")
         .map(PathBuf::from)
