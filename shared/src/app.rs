@@ -155,7 +155,7 @@ impl App {
     }
 
     pub fn verify_join_token(&self, token: &str) -> Result<JoinGrant> {
-        join_token::verify(self.config.signing_secret()?, token, self.now())
+        join_token::verify(&self.config.accepted_secrets()?, token, self.now())
     }
 
     /// The session a connection is in, from this instance's memory or the store.

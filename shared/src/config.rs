@@ -26,6 +26,17 @@ impl SigningSecret {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// The id join tokens name this secret by (their `kid`): 16 hex digits of a
+    /// hash of it, which tell secrets apart without revealing them.
+    pub fn key_id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(b"coedit join token key id\0")
+            .chain_update(&self.0)
+            .finalize();
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 impl fmt::Debug for SigningSecret {
@@ -50,6 +61,9 @@ pub struct Config {
     /// Signs and checks join tokens (`COEDIT_JOIN_TOKEN_SECRET`); the routes that
     /// need it answer 5001 without it.
     pub join_token_secret: Option<SigningSecret>,
+    /// The secret signed with before the last rotation, still accepted
+    /// (`COEDIT_JOIN_TOKEN_SECRET_PREVIOUS`) until the tokens it signed expire.
+    pub previous_join_token_secret: Option<SigningSecret>,
     /// How long a join token opens the session (`COEDIT_JOIN_TOKEN_SECONDS`).
     pub join_token_ttl: Duration,
     /// The WebSocket URL a join answer points browsers to (`COEDIT_WEBSOCKET_URL`).
@@ -82,6 +96,7 @@ impl Default for Config {
             large_plan_editors: 20,
             key_cache_ttl: Duration::from_secs(60),
             join_token_secret: None,
+            previous_join_token_secret: None,
             join_token_ttl: Duration::from_secs(15 * 60),
             websocket_url: None,
             connections_endpoint: None,
@@ -128,6 +143,10 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .map(SigningSecret::new)
                 .transpose()?,
+            previous_join_token_secret: get("COEDIT_JOIN_TOKEN_SECRET_PREVIOUS")
+                .filter(|s| !s.is_empty())
+                .map(SigningSecret::new)
+                .transpose()?,
             join_token_ttl: Duration::from_secs(number(
                 "COEDIT_JOIN_TOKEN_SECONDS",
                 defaults.join_token_ttl.as_secs(),
@@ -164,6 +183,14 @@ impl Config {
     /// What a template and a change to it may be (size, depth, work).
     pub fn template_limits(&self) -> crate::patch::Limits {
         crate::patch::Limits::for_template_bytes(self.max_template_bytes)
+    }
+
+    /// The secrets a join token may be signed with: the current one, and the
+    /// previous one while a rotation overlaps.
+    pub fn accepted_secrets(&self) -> Result<Vec<&SigningSecret>> {
+        let mut accepted = vec![self.signing_secret()?];
+        accepted.extend(&self.previous_join_token_secret);
+        Ok(accepted)
     }
 
     /// The join token secret, or the error a misconfigured deployment answers with.

@@ -753,3 +753,55 @@ async fn an_unreachable_store_refuses_joins_with_5100() {
     .await;
     assert_eq!(body_json(&res)["code"], 5600);
 }
+
+/// Rotating the join token secret with overlap: a browser holding a token signed
+/// before the rotation still opens its session while the previous secret is
+/// accepted, new tokens are signed with the new one, and once the previous is
+/// dropped its tokens are refused (4010) and nothing is written.
+#[tokio::test]
+async fn a_join_token_survives_a_rotation_of_the_secret_until_the_old_one_is_dropped() {
+    use coedit::config::SigningSecret;
+    let store = TestStore::memory();
+    let before = TestApp::new(store.clone()).await;
+    let id = before.create_session().await;
+    let old_token = before.join_token(&id, &user(1)).await;
+
+    let new_secret = SigningSecret::new(vec![7u8; 48]).unwrap();
+    let rotating = coedit::config::Config {
+        join_token_secret: Some(new_secret.clone()),
+        previous_join_token_secret: Some(coedit_tests::test_secret()),
+        ..coedit_tests::test_config()
+    };
+    let during = TestApp::with_config(store.clone(), rotating).await;
+    let (res, _) = during.open(Some(&old_token)).await;
+    assert_eq!(res.status_code, 200, "{:?}", res.body);
+    let new_token = during.join_token(&id, &user(2)).await;
+    assert!(during.app.verify_join_token(&new_token).is_ok());
+    let header = new_token.split('.').next().unwrap();
+    use base64::Engine;
+    let header: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], new_secret.key_id());
+
+    let after = coedit::config::Config {
+        join_token_secret: Some(new_secret),
+        ..coedit_tests::test_config()
+    };
+    let after = TestApp::with_config(store.clone(), after).await;
+    let writes = store.writes();
+    let (res, _) = after.open(Some(&old_token)).await;
+    assert_eq!(res.status_code, 401);
+    assert!(
+        body_json(&res)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rotated out")
+    );
+    assert_eq!(store.writes(), writes);
+    let (res, _) = after.open(Some(&new_token)).await;
+    assert_eq!(res.status_code, 200, "{:?}", res.body);
+}

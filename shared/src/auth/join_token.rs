@@ -5,6 +5,10 @@
 //! tenant, the session, the user and the co-editor limit of the plan that issued it,
 //! so `$connect` needs no API key lookup. Its expiry is checked against the app's
 //! clock (not the library's), so tests and the local stack can move time.
+//!
+//! Its header names the key it was signed with (`kid`, derived from the secret),
+//! so the secret can be rotated with overlap: a deployment signs with its current
+//! secret and accepts tokens of its previous one too, until they expire.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
@@ -72,17 +76,33 @@ pub fn issue(secret: &SigningSecret, grant: &JoinGrant, now: Timestamp) -> Resul
         iat: now.millis().div_euclid(1000),
         exp: grant.expires_at.millis().div_euclid(1000),
     };
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(secret.key_id());
     jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
+        &header,
         &claims,
         &EncodingKey::from_secret(secret.as_bytes()),
     )
     .map_err(|e| Error::unexpected(format!("signing a join token: {e}")))
 }
 
-/// Checks a token's signature, issuer and expiry. Every failure is 4010 with a
-/// detail that says which check failed, never the token or the secret.
-pub fn verify(secret: &SigningSecret, token: &str, now: Timestamp) -> Result<JoinGrant> {
+/// Checks a token's key, signature, issuer and expiry against the secrets a
+/// deployment accepts (its current one, and its previous one while rotating).
+/// Every failure is 4010 with a detail that says which check failed, never the
+/// token or the secret.
+pub fn verify(accepted: &[&SigningSecret], token: &str, now: Timestamp) -> Result<JoinGrant> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| {
+        Error::unauthorized("the join token is not valid: it is not a well-formed JWT")
+    })?;
+    let kid = header.kid.unwrap_or_default();
+    let secret = accepted
+        .iter()
+        .find(|s| s.key_id() == kid)
+        .ok_or_else(|| {
+            Error::unauthorized(
+                "the join token is not valid: it was signed with a key this deployment does not accept (rotated out); ask the host application for a new one",
+            )
+        })?;
     let mut validation = Validation::new(Algorithm::HS256);
     validation.validate_exp = false;
     validation.set_issuer(&[ISSUER]);
@@ -156,9 +176,9 @@ mod tests {
         let now = Timestamp(1_700_000_000_000);
         let g = grant(now);
         let token = issue(&secret(1), &g, now).unwrap();
-        assert_eq!(verify(&secret(1), &token, now).unwrap(), g);
+        assert_eq!(verify(&[&secret(1)], &token, now).unwrap(), g);
         let at_expiry = now.plus(Duration::from_secs(600));
-        let e = verify(&secret(1), &token, at_expiry).unwrap_err();
+        let e = verify(&[&secret(1)], &token, at_expiry).unwrap_err();
         assert_eq!(e.code, Code::Unauthorized);
         assert!(e.detail.contains("expired"), "{}", e.detail);
     }
@@ -167,21 +187,45 @@ mod tests {
     fn tampering_and_foreign_secrets_are_refused() {
         let now = Timestamp(1_700_000_000_000);
         let token = issue(&secret(1), &grant(now), now).unwrap();
-        let e = verify(&secret(2), &token, now).unwrap_err();
+        let e = verify(&[&secret(2)], &token, now).unwrap_err();
+        assert!(e.detail.contains("does not accept"), "{}", e.detail);
+        // Another secret's signature under this key's id.
+        let forged = issue(&secret(2), &grant(now), now).unwrap();
+        let mut parts: Vec<&str> = forged.split('.').collect();
+        parts[0] = token.split('.').next().unwrap();
+        let e = verify(&[&secret(1)], &parts.join("."), now).unwrap_err();
         assert!(e.detail.contains("signature"), "{}", e.detail);
 
         // Swap the claims for another user's, keeping the signature.
         let other = issue(&secret(1), &grant(now), now).unwrap();
         let mut parts: Vec<&str> = token.split('.').collect();
         parts[1] = other.split('.').nth(1).unwrap();
-        let e = verify(&secret(1), &parts.join("."), now).unwrap_err();
+        let e = verify(&[&secret(1)], &parts.join("."), now).unwrap_err();
         assert_eq!(e.code, Code::Unauthorized);
 
         for junk in ["", "abc", "a.b.c", "ck_123"] {
-            let e = verify(&secret(1), junk, now).unwrap_err();
+            let e = verify(&[&secret(1)], junk, now).unwrap_err();
             assert_eq!(e.code, Code::Unauthorized, "{junk}");
             assert!(!e.detail.contains(junk) || junk.is_empty() || junk == "abc");
         }
+    }
+
+    /// Rotation: tokens of the previous secret stay good while it is accepted,
+    /// new ones are signed with the current one, and once the previous is dropped
+    /// its tokens are refused.
+    #[test]
+    fn a_rotated_secret_is_accepted_until_dropped() {
+        let now = Timestamp(1_700_000_000_000);
+        let (old, new) = (secret(1), secret(2));
+        assert_ne!(old.key_id(), new.key_id());
+        let before = issue(&old, &grant(now), now).unwrap();
+        let after = issue(&new, &grant(now), now).unwrap();
+        for token in [&before, &after] {
+            assert!(verify(&[&new, &old], token, now).is_ok());
+        }
+        assert!(verify(&[&new], &after, now).is_ok());
+        let e = verify(&[&new], &before, now).unwrap_err();
+        assert!(e.detail.contains("rotated out"), "{}", e.detail);
     }
 
     #[test]
