@@ -39,9 +39,11 @@ pub struct App {
 /// instance's changes to the session one after the other.
 pub type HeadSlot = Arc<tokio::sync::Mutex<Option<Head>>>;
 
-/// Most sessions whose templates one instance keeps (a 1.5 MB template is ~10 MB
-/// as a JSON value).
+/// Most sessions whose templates one instance keeps, and most bytes of them (as
+/// JSON: as values they take about 8 times that, within the edit function's
+/// 1024 MB even when every one is at the 5 MiB limit).
 const HEADS_CAPACITY: usize = 32;
+const HEADS_BYTES: usize = 64 * 1024 * 1024;
 
 /// Who is calling a REST route that both kinds of credential may use.
 #[derive(Debug, Clone)]
@@ -188,7 +190,17 @@ impl App {
         if let Some(slot) = heads.get(id) {
             return slot.clone();
         }
-        if heads.len() >= HEADS_CAPACITY {
+        // A template being used is locked and counts as nothing: it cannot be
+        // forgotten anyway.
+        let held: usize = heads
+            .values()
+            .filter_map(|slot| {
+                slot.try_lock()
+                    .ok()
+                    .and_then(|h| h.as_ref().map(Head::size))
+            })
+            .sum();
+        if heads.len() >= HEADS_CAPACITY || held >= HEADS_BYTES {
             // Forget templates nobody is using right now.
             heads.retain(|_, slot| Arc::strong_count(slot) > 1);
         }
