@@ -202,3 +202,130 @@ async fn the_real_binaries_serve_the_websocket_api() {
         ]
     );
 }
+
+/// A function binary under a Runtime API of our own (as Lambda runs it): its log
+/// lines are JSON, each with the invocation's request id, and it answers the
+/// invocation. The ping binary, with a DynamoDB endpoint that refuses connections,
+/// logs the failed store call and answers 5600.
+#[tokio::test]
+async fn a_function_logs_json_lines_with_the_request_id() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let binary = format!("{root}/target/debug/ping");
+    if !std::path::Path::new(&binary).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "scripts/test builds the function binaries before this suite"
+        );
+        eprintln!("skipped: {binary} is not built (cargo build --bin ping)");
+        return;
+    }
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed = free_port();
+    let child = tokio::process::Command::new(&binary)
+        .env_clear()
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            api.local_addr().unwrap().to_string(),
+        )
+        .env("AWS_LAMBDA_FUNCTION_NAME", "ping")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "example")
+        .env(
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            format!("http://127.0.0.1:{closed}"),
+        )
+        .env("COEDIT_TABLE_NAME", "coedit-sessions")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    /// Reads one HTTP request: its head and body.
+    async fn request(stream: &mut tokio::net::TcpStream) -> (String, String) {
+        let mut data = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            data.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&data).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if data.len() >= end + 4 + length {
+                    return (
+                        text[..end].to_owned(),
+                        text[end + 4..end + 4 + length].to_owned(),
+                    );
+                }
+            }
+        }
+    }
+    let request_id = "6f7f0a0d-5c1e-4b3a-9d1c-0c0ffee00001";
+    let event = json!({
+        "requestContext": {"routeKey": "ping", "eventType": "MESSAGE", "connectionId": "abc=",
+            "requestId": "r", "apiId": "a", "stage": "v1", "domainName": "x", "messageDirection": "IN",
+            "connectedAt": 0, "requestTimeEpoch": 0, "extendedRequestId": "e", "requestTime": "t", "identity": {"sourceIp": "1.2.3.4"}},
+        "body": "{\"action\":\"ping\"}",
+        "isBase64Encoded": false
+    })
+    .to_string();
+    let deadline_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 30_000;
+    let answer = tokio::time::timeout(Duration::from_secs(60), async {
+        // The first call for work gets the event; the next carries the answer.
+        let (mut stream, _) = api.accept().await.unwrap();
+        let (head, _) = request(&mut stream).await;
+        assert!(head.starts_with("GET /2018-06-01/runtime/invocation/next"), "{head}");
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-runtime-aws-request-id: {request_id}\r\nlambda-runtime-deadline-ms: {deadline_ms}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:eu-west-1:123456789012:function:ping\r\nlambda-runtime-trace-id: Root=1-00000000-000000000000000000000000\r\ncontent-length: {}\r\n\r\n{event}",
+            event.len()
+        );
+        stream.write_all(response.as_bytes()).await.unwrap();
+        loop {
+            let (head, body) = request(&mut stream).await;
+            if head.starts_with(&format!("POST /2018-06-01/runtime/invocation/{request_id}/response")) {
+                stream.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+                return body;
+            }
+            assert!(!head.contains("/error"), "the invocation failed: {head} {body}");
+        }
+    })
+    .await
+    .expect("the function answered");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["code"], 5600, "{body}");
+
+    let mut child = child;
+    let _ = child.start_kill();
+    let output = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let failed: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "store call failed")
+        .collect();
+    assert!(!failed.is_empty(), "{stdout}");
+    for line in failed {
+        assert_eq!(line["span"]["requestId"], request_id, "{line}");
+    }
+}
