@@ -7,7 +7,8 @@
 //! it the test is skipped, except under CI, where it must run. `scripts/test` runs
 //! it after the other suites, once the binaries are built as the watcher builds
 //! them, so the watcher starts them without compiling. The watcher's output goes to
-//! `target/functions-mode-watch.log`.
+//! `target/functions-mode-watch.log`. A second test runs the ping binary under a
+//! Runtime API of its own and reads its log lines.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
