@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::{
     ReturnConsumedCapacity, TransactWriteItem, WriteRequest,
 };
 
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 
 use super::DynamoStore;
@@ -211,6 +212,17 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// A Query of one partition's items with sort keys in `lo..=hi`.
+    fn key_range(&self, pk: &str, lo: &str, hi: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":lo", s(lo))
+            .expression_attribute_values(":hi", s(hi))
+    }
+
     /// Up to `limit` sort keys of one partition in `lo..=hi`, in either order, and
     /// whether more are left: one Query page reading keys only (DynamoDB still
     /// charges for whole items read, but nothing else is carried back).
@@ -223,13 +235,7 @@ impl DynamoStore {
         ascending: bool,
     ) -> Result<(Vec<String>, bool)> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":lo", s(lo))
-            .expression_attribute_values(":hi", s(hi))
+            .key_range(pk, lo, hi)
             .projection_expression("sk")
             .scan_index_forward(ascending)
             .consistent_read(true)
@@ -289,13 +295,7 @@ impl DynamoStore {
         loop {
             let page_limit = limit.map(|l| (l - items.len()).min(1000) as i32);
             let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":lo", s(lo))
-                .expression_attribute_values(":hi", s(hi))
+                .key_range(pk, lo, hi)
                 .scan_index_forward(ascending)
                 .consistent_read(consistent)
                 .set_limit(page_limit)
