@@ -7,6 +7,10 @@
 //! ```text
 //! cargo build --release --bins
 //! cargo run --release -p coedit-tests --example coldstart -- target/release 20
+//! # the arm64 builds Lambda runs, under user-mode emulation (slower than Graviton):
+//! cargo lambda build --release --arm64
+//! COLDSTART_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+//!   cargo run --release -p coedit-tests --example coldstart -- target/lambda 20
 //! ```
 
 use std::path::PathBuf;
@@ -32,8 +36,18 @@ const FUNCTIONS: [&str; 9] = [
 async fn init_time(binary: &PathBuf) -> Duration {
     let api = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = api.local_addr().unwrap().to_string();
+    let runner = std::env::var("COLDSTART_RUNNER").unwrap_or_default();
+    let mut command = runner.split_whitespace();
+    let mut child = match command.next() {
+        Some(program) => {
+            let mut c = tokio::process::Command::new(program);
+            c.args(command).arg(binary);
+            c
+        }
+        None => tokio::process::Command::new(binary),
+    };
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(binary)
+    let mut child = child
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", &address)
         .env("AWS_LAMBDA_FUNCTION_NAME", "coldstart")
@@ -87,7 +101,11 @@ async fn main() {
     println!("| function | binary | init median | init slowest |");
     println!("|---|---|---|---|");
     for name in FUNCTIONS {
-        let binary = dir.join(name);
+        // target/release/<name>, or cargo lambda's target/lambda/<name>/bootstrap.
+        let binary = match dir.join(name).join("bootstrap") {
+            bootstrap if bootstrap.exists() => bootstrap,
+            _ => dir.join(name),
+        };
         let size = std::fs::metadata(&binary)
             .unwrap_or_else(|e| panic!("{}: {e}", binary.display()))
             .len();
