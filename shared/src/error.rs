@@ -102,19 +102,25 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The longest detail an error carries: details quote what a client sent (a path,
-/// a field), which must not make answers and logs as long as the request.
+/// a field), which must not make answers and logs as long as the request. A longer
+/// one loses its middle.
 pub const MAX_DETAIL_BYTES: usize = 300;
 
 impl Error {
     pub fn new(code: Code, detail: impl Into<String>) -> Self {
         let mut detail = detail.into();
         if detail.len() > MAX_DETAIL_BYTES {
-            let mut end = MAX_DETAIL_BYTES - '…'.len_utf8();
-            while !detail.is_char_boundary(end) {
-                end -= 1;
+            // Where comes first and why last (`<path>: <reason>`): keep both ends.
+            let keep = (MAX_DETAIL_BYTES - '…'.len_utf8()) / 2;
+            let mut head = keep;
+            while !detail.is_char_boundary(head) {
+                head -= 1;
             }
-            detail.truncate(end);
-            detail.push('…');
+            let mut tail = detail.len() - keep;
+            while !detail.is_char_boundary(tail) {
+                tail += 1;
+            }
+            detail = format!("{}…{}", &detail[..head], &detail[tail..]);
         }
         Error { code, detail }
     }
@@ -181,12 +187,13 @@ mod tests {
     }
 
     #[test]
-    fn details_are_cut_to_a_bounded_length_on_a_character() {
+    fn details_are_cut_in_the_middle_keeping_where_and_why() {
         let long = format!("/page/{} does not exist", "é".repeat(1000));
         let e = Error::new(Code::InvalidPatch, long.clone());
         assert!(e.detail.len() <= MAX_DETAIL_BYTES, "{}", e.detail.len());
-        assert!(e.detail.ends_with('…'));
-        assert!(long.starts_with(e.detail.trim_end_matches('…')));
+        let (head, tail) = e.detail.split_once('…').unwrap();
+        assert!(long.starts_with(head) && head.starts_with("/page/"));
+        assert!(long.ends_with(tail) && tail.ends_with(" does not exist"));
         assert_eq!(Error::malformed("short").detail, "short");
     }
 
