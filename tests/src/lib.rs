@@ -164,6 +164,14 @@ pub fn test_config() -> Config {
     Config {
         join_token_secret: Some(test_secret()),
         websocket_url: Some(TEST_WEBSOCKET_URL.into()),
+        // A test app's clock stands still unless the test moves it, so a budget per
+        // second would be a budget per test: these suites send hundreds of
+        // messages a connection. The budget itself is tested over real sockets
+        // (tests/tests/websocket.rs), with the deployment's default.
+        message_budget: coedit::session::rate::MessageBudget {
+            per_second: 20,
+            burst: 1_000_000,
+        },
         ..Config::default()
     }
 }
