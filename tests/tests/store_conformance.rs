@@ -393,6 +393,15 @@ async fn compaction_keeps_every_fifth_snapshot_to_rebuild_older_versions(store: 
     }
 }
 
+/// Records that the host was told the expired session ended at `at`.
+async fn tell_ended(store: &Arc<dyn SessionStore>, id: &SessionId, at: Timestamp) {
+    let state = store.read_expired(id, at).await.unwrap().unwrap();
+    store
+        .mark_ended(&state.session, Ended { at, kept_until: at })
+        .await
+        .unwrap();
+}
+
 /// A session whose log is longer than one erase call deletes is erased over
 /// several calls, newest first (each call goes on from what is left), then whole,
 /// with its connections' lookups. On DynamoDB every item carries the TTL that
@@ -443,11 +452,7 @@ async fn a_long_session_is_erased_a_page_at_a_time_newest_first(test_store: Test
         }
     }
     let at = now().plus(coedit::session::MAX_SESSION_AGE);
-    let state = store.read_expired(&id, at).await.unwrap().unwrap();
-    store
-        .mark_ended(&state.session, Ended { at, kept_until: at })
-        .await
-        .unwrap();
+    tell_ended(&store, &id, at).await;
     assert_eq!(
         store.erase_session(&id, at).await.unwrap(),
         EraseOutcome::MoreLeft
@@ -493,11 +498,7 @@ async fn a_session_ends_at_its_age_limit_with_people_in_it(store: TestStore) {
         store.join(&seat(&id, 2, 5, at)).await.unwrap(),
         JoinOutcome::NotFound
     );
-    let state = store.read_expired(&id, at).await.unwrap().unwrap();
-    store
-        .mark_ended(&state.session, Ended { at, kept_until: at })
-        .await
-        .unwrap();
+    tell_ended(&store, &id, at).await;
     assert_eq!(
         store.erase_session(&id, at).await.unwrap(),
         EraseOutcome::Erased

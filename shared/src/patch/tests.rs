@@ -26,6 +26,24 @@ fn apply_sized(doc: &mut Value, ops: &[Op]) -> Result<Applied, (usize, Failure)>
     apply(doc, size, ops)
 }
 
+/// Applies the ops one by one until one is refused (its index and why), checking
+/// the size kept after each.
+fn push_until_refused(
+    d: &mut Value,
+    size: usize,
+    limits: Limits,
+    patch: Vec<Value>,
+) -> (Applied, Option<(usize, Failure)>) {
+    let mut applied = Applied::new(size, limits);
+    for (i, op) in ops(Value::from(patch)).iter().enumerate() {
+        if let Err(why) = applied.push(d, op) {
+            return (applied, Some((i, why)));
+        }
+        assert_eq!(applied.size(), json_bytes(d));
+    }
+    (applied, None)
+}
+
 /// The copy-doubling attack: each copy of the page into itself doubles the
 /// template. It is refused at the copy that would pass the limit, measured before
 /// anything is copied, and the template is as it was.
@@ -41,15 +59,7 @@ fn copying_the_page_into_itself_stops_at_the_size_limit() {
         max_copied: usize::MAX,
         ..Limits::for_template_bytes(100_000)
     };
-    let mut applied = Applied::new(size, limits);
-    let mut refused = None;
-    for (i, op) in ops(Value::from(patch)).iter().enumerate() {
-        if let Err(why) = applied.push(&mut d, op) {
-            refused = Some((i, why));
-            break;
-        }
-        assert_eq!(applied.size(), json_bytes(&d));
-    }
+    let (applied, refused) = push_until_refused(&mut d, size, limits, patch);
     let (at, why) = refused.expect("the copies must be refused");
     // 1 KB doubled 6 times is 64 KB; the 7th copy would make 128 KB.
     assert_eq!(at, 6);
@@ -95,14 +105,7 @@ fn a_change_handles_at_most_twice_the_template_limit() {
         patch.push(json!({"op": "copy", "from": "/page/text", "path": "/page/b"}));
         patch.push(json!({"op": "remove", "path": "/page/b"}));
     }
-    let mut applied = Applied::new(size, limits);
-    let mut refused = None;
-    for (i, op) in ops(Value::from(patch)).iter().enumerate() {
-        if let Err(why) = applied.push(&mut d, op) {
-            refused = Some((i, why));
-            break;
-        }
-    }
+    let (_, refused) = push_until_refused(&mut d, size, limits, patch);
     let (at, why) = refused.expect("refused");
     // Each copy and each remove handles the 10,002-byte string: the 10th op
     // passes 100,000.
