@@ -515,25 +515,29 @@ pub async fn items_left(store: &TestStore, id: &str) -> usize {
                     .is_empty();
             usize::from(exists)
         }
-        TestStore::Dynamo(d) => {
-            let out = d
-                .client()
-                .query()
-                .table_name(d.table())
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(
-                    ":pk",
-                    aws_sdk_dynamodb::types::AttributeValue::S(session_pk(
-                        &SessionId::parse(id).unwrap(),
-                    )),
-                )
-                .consistent_read(true)
-                .send()
-                .await
-                .unwrap();
-            out.count() as usize
-        }
+        TestStore::Dynamo(d) => session_items(d, &SessionId::parse(id).unwrap()).await.len(),
     }
+}
+
+/// Every item in a session's partition on DynamoDB (one consistent Query page).
+pub async fn session_items(
+    d: &DynamoStore,
+    id: &SessionId,
+) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    d.client()
+        .query()
+        .table_name(d.table())
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(session_pk(id)),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
 }
 
 /// The repository's root (`infra/`, `docs/`, `clients/`).
